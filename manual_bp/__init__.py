@@ -1,0 +1,61 @@
+"""manual_bp: backpropagation derived by hand in JAX, proven against jax.grad.
+
+The notation is the worked example's: W[l] (n[l], n[l-1]), b[l] (n[l], 1),
+examples in columns, A[0] = X (n[0], m), Z[l] = W[l] @ A[l-1] + b[l],
+A[l] = g(Z[l]), a sigmoid output and the binary cross-entropy averaged
+over m.
+"""
+
+from manual_bp._activations import ACTIVATIONS, Activation, get_activation
+from manual_bp._api import derivation, grad, value_and_grad
+from manual_bp._backward import (
+    FORMS,
+    Derivation,
+    activation_backward,
+    backward,
+    linear_backward,
+    output_dA,
+)
+from manual_bp._check import (
+    TOLERANCES,
+    Comparison,
+    Difference,
+    autodiff_grad,
+    compare,
+    tolerance,
+)
+from manual_bp._costs import binary_cross_entropy, cost
+from manual_bp._forward import forward
+from manual_bp._params import SCHEMES, Layer, check_shapes, init, layers, sizes_of
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "FORMS",
+    "SCHEMES",
+    "TOLERANCES",
+    "Activation",
+    "Comparison",
+    "Derivation",
+    "Difference",
+    "Layer",
+    "activation_backward",
+    "autodiff_grad",
+    "backward",
+    "binary_cross_entropy",
+    "check_shapes",
+    "compare",
+    "cost",
+    "derivation",
+    "forward",
+    "get_activation",
+    "grad",
+    "init",
+    "layers",
+    "linear_backward",
+    "output_dA",
+    "sizes_of",
+    "tolerance",
+    "value_and_grad",
+]
