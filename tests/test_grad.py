@@ -1,0 +1,227 @@
+"""The hand-written gradients against jax.grad of the same cost."""
+
+import itertools
+
+import chex
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import manual_bp as mb
+
+DOCUMENT_SIZES = (5, 4, 3, 1)  # the worked example's network, m = 2
+MODES = ["jit", "eager"]  # eager runs the same code under jax.disable_jit()
+DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
+
+
+def independent_cost(params, X, Y, g):
+    """The same cost written again with jax.nn, as an independent reference."""
+    A = X
+    for l, (W, b) in enumerate(params, start=1):
+        Z = W @ A + b
+        A = g(Z) if l < len(params) else Z
+    log_a, log_1_minus_a = jax.nn.log_sigmoid(A), jax.nn.log_sigmoid(-A)
+    return -jnp.sum(Y * log_a + (1 - Y) * log_1_minus_a) / X.shape[1]
+
+
+REFERENCE_G = {
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "leaky_relu": jax.nn.leaky_relu,
+    "identity": lambda z: z,
+}
+
+
+def problem(sizes, m, dtype=jnp.float64, seed=0):
+    """Seeded parameters (with nonzero biases), X and 0/1 labels.
+
+    Drawn with NumPy: a jax.random draw would compile anew for every shape.
+    """
+    rng = np.random.default_rng(seed)
+    params = tuple(
+        mb.Layer(
+            jnp.asarray(rng.normal(size=(n, n_prev)) / np.sqrt(n_prev), dtype),
+            jnp.asarray(0.5 * rng.normal(size=(n, 1)), dtype),
+        )
+        for n_prev, n in itertools.pairwise(sizes)
+    )
+    X = jnp.asarray(rng.normal(size=(sizes[0], m)), dtype)
+    Y = jnp.asarray(rng.integers(0, 2, size=(sizes[-1], m)), dtype)
+    return params, X, Y
+
+
+# jax.grad of the library's cost and of the independent one, each compiled
+# once per shape like mb.grad.
+reference_grad = jax.jit(jax.grad(mb.cost), static_argnums=3)
+independent_grad = jax.jit(jax.grad(independent_cost), static_argnums=3)
+
+
+def assert_close(actual, expected, dtype):
+    rtol, atol = mb.TOLERANCES[np.dtype(dtype)]
+    chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol, strict=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("form", mb.FORMS)
+@pytest.mark.parametrize("activation", mb.ACTIVATIONS)
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
+def test_grad_document_network_equals_jax_grad(activation, form, mode, dtype):
+    params, X, Y = problem(DOCUMENT_SIZES, m=2, dtype=dtype)
+    with jax.disable_jit(mode == "eager"):
+        manual = mb.grad(params, X, Y, activation, form)
+    assert_close(manual, reference_grad(params, X, Y, activation), dtype)
+    independent = independent_grad(params, X, Y, REFERENCE_G[activation])
+    assert_close(manual, independent, dtype)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 64), min_size=2, max_size=7),
+    m=st.integers(1, 64),
+    activation=st.sampled_from(sorted(mb.ACTIVATIONS)),
+    form=st.sampled_from(mb.FORMS),
+    seed=st.integers(0, 2**16),
+)
+def test_grad_random_architectures_equal_jax_grad(sizes, m, activation, form, seed):
+    params, X, Y = problem(sizes, m, seed=seed)
+    manual = mb.grad(params, X, Y, activation, form)
+    assert_close(manual, reference_grad(params, X, Y, activation), jnp.float64)
+
+
+def test_grad_width_equal_to_m_equals_jax_grad():
+    # n[1] = n[3] = m = 2: a bias broadcast along the wrong axis, or a missing
+    # transpose, would still have the right shapes here.
+    params, X, Y = problem((3, 2, 4, 2), m=2)
+    assert_close(
+        mb.grad(params, X, Y), reference_grad(params, X, Y, "sigmoid"), jnp.float64
+    )
+
+
+def test_grad_several_outputs_equals_jax_grad():
+    params, X, Y = problem((6, 5, 3), m=7)
+    assert_close(
+        mb.grad(params, X, Y), reference_grad(params, X, Y, "sigmoid"), jnp.float64
+    )
+
+
+def test_value_and_grad_equals_jax_value_and_grad():
+    params, X, Y = problem(DOCUMENT_SIZES, m=2)
+    C, grads = mb.value_and_grad(params, X, Y, "tanh")
+    C_ref, grads_ref = jax.value_and_grad(mb.cost)(params, X, Y, "tanh")
+    assert_close((C, grads), (C_ref, grads_ref), jnp.float64)
+
+
+def test_derivation_holds_every_quantity_in_the_documents_shapes():
+    params, X, Y = problem(DOCUMENT_SIZES, m=2)
+    d = mb.derivation(params, X, Y)
+    n, m = DOCUMENT_SIZES, 2
+    assert d.Z[0] is None and d.delta[0] is None and d.dW[0] is None
+    assert d.A[0].shape == d.dA[0].shape == (n[0], m)
+    for l in range(1, 4):
+        for name in ("Z", "A", "dA", "delta"):
+            assert getattr(d, name)[l].shape == (n[l], m), (name, l)
+        assert d.dW[l].shape == (n[l], n[l - 1])
+        assert d.db[l].shape == (n[l], 1)
+    grads = mb.grad(params, X, Y)
+    chex.assert_trees_all_equal(
+        tuple(mb.Layer(d.dW[l], d.db[l]) for l in (1, 2, 3)), grads
+    )
+
+
+def test_derivation_dA_L_is_the_documents_expression():
+    params, X, Y = problem(DOCUMENT_SIZES, m=2)
+    d = mb.derivation(params, X, Y)
+    A = d.A[3]
+    # NOTES.md slip 1: the sign before Y / A[L] is minus.
+    np.testing.assert_allclose(d.dA[3], -Y / A + (1 - Y) / (1 - A), rtol=1e-15)
+
+
+def test_derivation_dA_0_equals_jax_grad_with_respect_to_X():
+    params, X, Y = problem(DOCUMENT_SIZES, m=2)
+    d = mb.derivation(params, X, Y)
+    # dA[0] is per example: the averaged cost's gradient times m.
+    dX = jax.grad(mb.cost, argnums=1)(params, X, Y)
+    assert_close(d.dA[0], 2 * dX, jnp.float64)
+
+
+@pytest.mark.parametrize("form", mb.FORMS)
+def test_grad_casts_inputs_to_the_parameters_dtype(form):
+    params, X, Y = problem(DOCUMENT_SIZES, m=2, dtype=jnp.float32)
+    grads = mb.grad(params, X.astype(jnp.float64), Y.astype(jnp.int32), form=form)
+    chex.assert_trees_all_equal_shapes_and_dtypes(grads, params)
+
+
+def test_grad_inside_users_jit_equals_direct_call():
+    params, X, Y = problem(DOCUMENT_SIZES, m=2)
+
+    @jax.jit
+    def step(params, X, Y):
+        grads = mb.grad(params, X, Y, "relu")
+        return jax.tree.map(lambda p, g: p - 0.1 * g, params, grads)
+
+    expected = jax.tree.map(
+        lambda p, g: p - 0.1 * g, params, mb.grad(params, X, Y, "relu")
+    )
+    assert_close(step(params, X, Y), expected, jnp.float64)
+
+
+def test_grad_vmapped_over_batches_equals_loop():
+    params, _, _ = problem(DOCUMENT_SIZES, m=2)
+    kx, ky = jax.random.split(jax.random.key(7))
+    X = jax.random.normal(kx, (4, 5, 3), jnp.float64)  # B = 4 batches, m = 3
+    Y = jax.random.bernoulli(ky, 0.5, (4, 1, 3)).astype(jnp.float64)
+    batched = jax.vmap(mb.grad, in_axes=(None, 0, 0))(params, X, Y)
+    for i in range(4):
+        one = jax.tree.map(lambda g, i=i: g[i], batched)
+        assert_close(one, reference_grad(params, X[i], Y[i], "sigmoid"), jnp.float64)
+
+
+@pytest.mark.parametrize("z", [30.0, 100.0, -30.0, -100.0], ids=lambda z: f"Z={z:g}")
+@pytest.mark.parametrize("label", [0.0, 1.0], ids=["y=0", "y=1"])
+def test_grad_fused_form_is_finite_and_exact_when_sigmoid_saturates(z, label):
+    # float32 sigmoid rounds to exactly 1 for z >= ~17 and to a subnormal or
+    # 0 near -88 and below: the cost and its gradient must still be right.
+    params, X, _ = problem((3, 2, 1), m=2, dtype=jnp.float32)
+    W3 = jnp.zeros((1, 2), jnp.float32)
+    params = (params[0], mb.Layer(W3, jnp.full((1, 1), z, jnp.float32)))
+    Y = jnp.full((1, 2), label, jnp.float32)
+    C, grads = mb.value_and_grad(params, X, Y)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves((C, grads)))
+    reference = jax.value_and_grad(independent_cost)(params, X, Y, jax.nn.sigmoid)
+    assert_close((C, grads), reference, jnp.float32)
+
+
+@pytest.mark.parametrize("label", [0.0, 1.0], ids=["y=0", "y=1"])
+def test_grad_document_form_is_nan_once_sigmoid_rounds_to_one(label):
+    # A[L] = sigmoid(100) is exactly 1.0 in float32, so dA[L] divides by
+    # 1 - A[L] = 0 (y=0) or gives 0/0 (y=1), and delta[L] = dA[L] * 0 is nan.
+    # This is the documented reason the fused form is the default.
+    params, X, _ = problem((3, 2, 1), m=2, dtype=jnp.float32)
+    W3 = jnp.zeros((1, 2), jnp.float32)
+    params = (params[0], mb.Layer(W3, jnp.full((1, 1), 100.0, jnp.float32)))
+    Y = jnp.full((1, 2), label, jnp.float32)
+    d = mb.derivation(params, X, Y, form="document")
+    assert float(d.A[2][0, 0]) == 1.0
+    assert bool(jnp.all(jnp.isnan(d.delta[2])))
+    assert bool(jnp.all(jnp.isnan(d.db[2])))
+
+
+def test_grad_calls_no_autodiff(monkeypatch):
+    """The gradient path must not reach any autodiff entry point."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("manual_bp.grad called an autodiff entry point")
+
+    for name in ("grad", "vjp", "value_and_grad", "jacrev", "jacfwd", "linearize"):
+        monkeypatch.setattr(jax, name, refuse)
+    # Shapes used nowhere else in the suite, so the functions are traced anew.
+    params, X, Y = problem((7, 6, 5, 1), m=11)
+    grads = mb.grad(params, X, Y, "tanh", "document")
+    _C, _ = mb.value_and_grad(params, X, Y, "tanh", "document")
+    mb.derivation(params, X, Y, "tanh", "document")
+    monkeypatch.undo()
+    assert_close(grads, reference_grad(params, X, Y, "tanh"), jnp.float64)
