@@ -55,7 +55,10 @@ def init(
         scheme.
     """
     sizes = tuple(sizes)
-    if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
+    if len(sizes) < 2 or any(
+        isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1
+        for n in sizes
+    ):
         raise ValueError(
             f"sizes must be (n[0], ..., n[L]) with L >= 1 and every n[l] a "
             f"positive integer, got {sizes}"
