@@ -1,0 +1,5 @@
+import sys
+
+from manual_bp.cli import main
+
+sys.exit(main())
