@@ -26,6 +26,14 @@ from manual_bp._check import (
 )
 from manual_bp._costs import binary_cross_entropy, cost
 from manual_bp._forward import forward
+from manual_bp._io import (
+    InputError,
+    check_data,
+    load_data,
+    load_params,
+    save_grads,
+    save_params,
+)
 from manual_bp._params import SCHEMES, Layer, check_shapes, init, layers, sizes_of
 
 __version__ = "0.1.0"
@@ -39,11 +47,13 @@ __all__ = [
     "Comparison",
     "Derivation",
     "Difference",
+    "InputError",
     "Layer",
     "activation_backward",
     "autodiff_grad",
     "backward",
     "binary_cross_entropy",
+    "check_data",
     "check_shapes",
     "compare",
     "cost",
@@ -54,7 +64,11 @@ __all__ = [
     "init",
     "layers",
     "linear_backward",
+    "load_data",
+    "load_params",
     "output_dA",
+    "save_grads",
+    "save_params",
     "sizes_of",
     "tolerance",
     "value_and_grad",
