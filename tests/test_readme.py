@@ -1,0 +1,48 @@
+"""The README's example runs as written and prints what the README shows."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import pytest
+
+import manual_bp as mb
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_readme_example_prints_what_the_readme_shows():
+    text = README.read_text()
+    section = text.split("## Example", 1)[1]
+    code, shown = re.search(
+        r"```python\n(.*?)```\s*prints\s*```text\n(.*?)```", section, re.S
+    ).groups()
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == shown
+
+
+def test_readme_shape_messages_are_the_librarys():
+    text = README.read_text()
+    shown = re.search(r"notation, for example\n\n```text\n(.*?)```", text, re.S)
+    params = [
+        (jnp.zeros((4, 5)), jnp.zeros((4, 1))),
+        (jnp.zeros((3, 5)), jnp.zeros((3, 1))),
+        (jnp.zeros((1, 3)), jnp.zeros((1,))),
+    ]
+    with pytest.raises(ValueError) as err:
+        mb.check_shapes(params)
+    assert str(err.value) + "\n" == shown.group(1)
+
+
+def test_readme_quick_start_is_what_ci_runs():
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "## Quick start" in ci and "README.md" in ci
+    block = re.search(r"## Quick start.*?```bash\n(.*?)```", README.read_text(), re.S)
+    lines = block.group(1).strip().splitlines()
+    assert len(lines) == 2
+    assert "manual-bp example" in lines[0] and "pytest" in lines[1]
