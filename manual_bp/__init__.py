@@ -2,8 +2,8 @@
 
 The notation is the worked example's: W[l] (n[l], n[l-1]), b[l] (n[l], 1),
 examples in columns, A[0] = X (n[0], m), Z[l] = W[l] @ A[l-1] + b[l],
-A[l] = g(Z[l]), a sigmoid output and the binary cross-entropy averaged
-over m.
+A[l] = g(Z[l]), a sigmoid output and the binary cross-entropy (or the
+quadratic cost) averaged over m.
 """
 
 from manual_bp._activations import ACTIVATIONS, Activation, get_activation
@@ -24,7 +24,7 @@ from manual_bp._check import (
     compare,
     tolerance,
 )
-from manual_bp._costs import binary_cross_entropy, cost
+from manual_bp._costs import COSTS, binary_cross_entropy, cost, quadratic
 from manual_bp._forward import forward
 from manual_bp._io import (
     InputError,
@@ -34,12 +34,14 @@ from manual_bp._io import (
     save_grads,
     save_params,
 )
+from manual_bp._optim import sgd_step
 from manual_bp._params import SCHEMES, Layer, check_shapes, init, layers, sizes_of
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "COSTS",
     "FORMS",
     "SCHEMES",
     "TOLERANCES",
@@ -67,8 +69,10 @@ __all__ = [
     "load_data",
     "load_params",
     "output_dA",
+    "quadratic",
     "save_grads",
     "save_params",
+    "sgd_step",
     "sizes_of",
     "tolerance",
     "value_and_grad",

@@ -11,20 +11,22 @@ import jax
 import jax.numpy as jnp
 
 from manual_bp._backward import Derivation, backward
-from manual_bp._costs import binary_cross_entropy
+from manual_bp._costs import cost_of_output
 from manual_bp._forward import forward
 from manual_bp._params import check_shapes, layers
 
-_STATIC = ("activation", "form")
+_STATIC = ("activation", "form", "cost")
 
 
-def _derive(params: Any, X: Any, Y: Any, activation: str, form: str) -> Derivation:
+def _derive(
+    params: Any, X: Any, Y: Any, activation: str, form: str, cost: str
+) -> Derivation:
     check_shapes(params, X, Y)
     dtype = layers(params)[0][0].dtype
     X = jnp.asarray(X, dtype)
     Y = jnp.asarray(Y, dtype)
     Z, A = forward(params, X, activation)
-    return backward(params, Z, A, Y, activation, form)
+    return backward(params, Z, A, Y, activation, form, cost)
 
 
 def _like_params(params: Any, d: Derivation) -> Any:
@@ -40,6 +42,7 @@ def derivation(
     Y: jax.Array,
     activation: str = "sigmoid",
     form: str = "fused",
+    cost: str = "cross_entropy",
 ) -> Derivation:
     """Every quantity of one forward and backward cycle.
 
@@ -52,6 +55,7 @@ def derivation(
         "leaky_relu" or "identity". The output layer is a sigmoid.
       form: "fused" (delta[L] = A[L] - Y) or "document" (dA[L] times
         sigmoid'(Z[L]) as written); see `manual_bp.backward`.
+      cost: "cross_entropy" (the document's) or "quadratic".
 
     Returns:
       A `Derivation` holding A[l], Z[l], dA[l], delta[l], dW[l] and db[l].
@@ -60,7 +64,7 @@ def derivation(
       ValueError: if the shapes do not chain; the message lists every
         mismatch in the document's notation.
     """
-    return _derive(params, X, Y, activation, form)
+    return _derive(params, X, Y, activation, form, cost)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
@@ -70,6 +74,7 @@ def grad(
     Y: jax.Array,
     activation: str = "sigmoid",
     form: str = "fused",
+    cost: str = "cross_entropy",
 ) -> Any:
     """dC/dW[l] and dC/db[l] for every layer, by the hand-written backward.
 
@@ -77,7 +82,7 @@ def grad(
     exact tree structure, shapes and dtypes: dW[l] where W[l] was and
     db[l] where b[l] was.
     """
-    return _like_params(params, _derive(params, X, Y, activation, form))
+    return _like_params(params, _derive(params, X, Y, activation, form, cost))
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
@@ -87,8 +92,9 @@ def value_and_grad(
     Y: jax.Array,
     activation: str = "sigmoid",
     form: str = "fused",
+    cost: str = "cross_entropy",
 ) -> tuple[jax.Array, Any]:
     """(C, grads): the cost and `grad`'s result, from one forward pass."""
-    d = _derive(params, X, Y, activation, form)
-    C = binary_cross_entropy(d.Z[-1], jnp.asarray(Y, d.A[0].dtype))
+    d = _derive(params, X, Y, activation, form, cost)
+    C = cost_of_output(d.Z[-1], jnp.asarray(Y, d.A[0].dtype), cost)
     return C, _like_params(params, d)

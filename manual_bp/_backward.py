@@ -9,7 +9,8 @@ For l = L, L-1, ..., 1:
 
 starting from the cost's derivative with respect to the output,
 
-    dA[L] = -Y / A[L] + (1 - Y) / (1 - A[L]).
+    dA[L] = -Y / A[L] + (1 - Y) / (1 - A[L])      (cross-entropy)
+    dA[L] = A[L] - Y                              (quadratic)
 
 The 1/m of the averaged cost lives in dW and db only; dA and delta are
 per-example derivatives, as in the document.
@@ -21,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from manual_bp._activations import get_activation, sigmoid_prime
+from manual_bp._costs import check_cost
 from manual_bp._params import layers
 
 FORMS = ("fused", "document")
@@ -68,8 +70,15 @@ def linear_backward(
     return dA_prev, dW, db
 
 
-def output_dA(A_L: jax.Array, Y: jax.Array) -> jax.Array:
-    """dA[L] = dC/dA[L] per example: -Y / A[L] + (1 - Y) / (1 - A[L])."""
+def output_dA(A_L: jax.Array, Y: jax.Array, cost: str = "cross_entropy") -> jax.Array:
+    """dA[L], the cost's derivative with respect to A[L], per example.
+
+    Cross-entropy: -Y / A[L] + (1 - Y) / (1 - A[L]); quadratic: A[L] - Y.
+    Both (n[L], m).
+    """
+    check_cost(cost)
+    if cost == "quadratic":
+        return A_L - Y
     return -Y / A_L + (1 - Y) / (1 - A_L)
 
 
@@ -80,6 +89,7 @@ def backward(
     Y: jax.Array,
     activation: str = "sigmoid",
     form: str = "fused",
+    cost: str = "cross_entropy",
 ) -> Derivation:
     """Runs the backward pass over a forward pass's Z and A.
 
@@ -92,7 +102,9 @@ def backward(
         sigmoid'(Z[L]) simplified by hand; it stays finite when the sigmoid
         saturates. "document" multiplies the two as the document writes
         them, which divides by zero once A[L] rounds to 0 or 1 (there the
-        result is inf or nan).
+        result is inf or nan). The quadratic cost has no such
+        simplification: both forms multiply dA[L] by sigmoid'(Z[L]).
+      cost: "cross_entropy" (the document's) or "quadratic".
 
     Returns:
       The full `Derivation`.
@@ -106,8 +118,8 @@ def backward(
     dW = [None] * (L + 1)
     db = [None] * (L + 1)
 
-    dA[L] = output_dA(A[L], Y)
-    if form == "fused":
+    dA[L] = output_dA(A[L], Y, cost)
+    if form == "fused" and cost == "cross_entropy":
         delta[L] = A[L] - Y  # dA[L] * sigmoid'(Z[L]) simplified
     else:
         delta[L] = dA[L] * sigmoid_prime(Z[L])

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from manual_bp._api import grad
-from manual_bp._costs import cost
+from manual_bp._costs import cost as cost_fn
 from manual_bp._params import layers
 
 # (rtol, atol) for comparing two evaluations of the same gradient, by dtype:
@@ -112,14 +112,18 @@ def difference(name: str, manual: Any, reference: Any, rtol: float, atol: float)
     )
 
 
-@functools.partial(jax.jit, static_argnames=("activation",))
+@functools.partial(jax.jit, static_argnames=("activation", "cost"))
 def autodiff_grad(
-    params: Any, X: jax.Array, Y: jax.Array, activation: str = "sigmoid"
+    params: Any,
+    X: jax.Array,
+    Y: jax.Array,
+    activation: str = "sigmoid",
+    cost: str = "cross_entropy",
 ) -> Any:
     """jax.grad of the same cost the hand-written backward differentiates."""
     dtype = layers(params)[0][0].dtype
     X, Y = jnp.asarray(X, dtype), jnp.asarray(Y, dtype)
-    return jax.grad(cost)(params, X, Y, activation)
+    return jax.grad(cost_fn)(params, X, Y, activation, cost)
 
 
 def compare(
@@ -128,12 +132,13 @@ def compare(
     Y: jax.Array,
     activation: str = "sigmoid",
     form: str = "fused",
+    cost: str = "cross_entropy",
     grads: Any = None,
 ) -> Comparison:
     """Compares `manual_bp.grad` with jax.grad, layer by layer.
 
     Args:
-      params, X, Y, activation, form: as for `manual_bp.grad`.
+      params, X, Y, activation, form, cost: as for `manual_bp.grad`.
       grads: gradients already computed by `manual_bp.grad`, to avoid
         computing them twice; computed here when None.
 
@@ -143,8 +148,8 @@ def compare(
       tolerance (`TOLERANCES`).
     """
     if grads is None:
-        grads = grad(params, X, Y, activation, form)
-    reference = autodiff_grad(params, X, Y, activation)
+        grads = grad(params, X, Y, activation, form, cost)
+    reference = autodiff_grad(params, X, Y, activation, cost)
     dtype = layers(params)[0][0].dtype
     rtol, atol = tolerance(dtype)
     rows = []

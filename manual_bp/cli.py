@@ -21,7 +21,7 @@ from manual_bp._activations import ACTIVATIONS
 from manual_bp._api import derivation, value_and_grad
 from manual_bp._backward import FORMS
 from manual_bp._check import compare
-from manual_bp._costs import binary_cross_entropy
+from manual_bp._costs import COSTS, cost_of_output
 from manual_bp._example import DOCUMENT_M, DOCUMENT_SIZES, example_problem
 from manual_bp._io import InputError, load_data, load_params, save_grads, save_params
 from manual_bp._params import SCHEMES, Layer, check_shapes, init
@@ -53,9 +53,11 @@ def positive_int(text: str) -> int:
     return value
 
 
-def walkthrough(params: Any, X: Any, Y: Any, activation: str, form: str) -> dict:
+def walkthrough(
+    params: Any, X: Any, Y: Any, activation: str, form: str, cost: str
+) -> dict:
     """Every matrix of one cycle, named and ordered as the document has them."""
-    d = derivation(params, X, Y, activation, form)
+    d = derivation(params, X, Y, activation, form, cost)
     L = len(params)
     entries = [("A[0]", "(n[0], m)", "the input, one example per column", d.A[0])]
     entries.append(("Y", "(n[L], m)", "the labels", Y))
@@ -68,12 +70,17 @@ def walkthrough(params: Any, X: Any, Y: Any, activation: str, form: str) -> dict
             (f"Z[{l}]", f"(n[{l}], m)", f"W[{l}] @ A[{l - 1}] + b[{l}]", d.Z[l])
         )
         entries.append((f"A[{l}]", f"(n[{l}], m)", f"{g}(Z[{l}])", d.A[l]))
-    C = binary_cross_entropy(d.Z[L], Y)
-    dA_L = f"-Y / A[{L}] + (1 - Y) / (1 - A[{L}])"
+    C = cost_of_output(d.Z[L], Y, cost)
+    if cost == "quadratic":
+        dA_L = f"A[{L}] - Y"
+    else:
+        dA_L = f"-Y / A[{L}] + (1 - Y) / (1 - A[{L}])"
     entries.append((f"dA[{L}]", f"(n[{L}], m)", dA_L, d.dA[L]))
     for l in range(L, 0, -1):
-        if l == L and form == "fused":
+        if l == L and form == "fused" and cost == "cross_entropy":
             how = f"A[{L}] - Y  (dA[{L}] * sigmoid'(Z[{L}]) simplified)"
+        elif l == L:
+            how = f"dA[{L}] * sigmoid'(Z[{L}])"
         else:
             how = f"dA[{l}] * g'(Z[{l}])"
         entries.append((f"delta[{l}]", f"(n[{l}], m)", how, d.delta[l]))
@@ -124,9 +131,9 @@ def _print_comparison(comparison: Any, out: Any) -> None:
 def run_example(args: argparse.Namespace) -> int:
     sizes, m = args.layers, args.m
     params, X, Y = example_problem(args.seed, sizes, m, np.dtype(args.dtype))
-    result = walkthrough(params, X, Y, args.activation, args.form)
+    result = walkthrough(params, X, Y, args.activation, args.form, args.cost)
     comparison = compare(
-        params, X, Y, args.activation, args.form, grads=result["grads"]
+        params, X, Y, args.activation, args.form, args.cost, grads=result["grads"]
     )
     if args.json:
         print(
@@ -137,9 +144,10 @@ def run_example(args: argparse.Namespace) -> int:
                     "seed": args.seed,
                     "activation": args.activation,
                     "form": args.form,
+                    "cost": args.cost,
                     "dtype": args.dtype,
                     "matrices": [_entry_json(*e) for e in result["entries"]],
-                    "cost": result["cost"],
+                    "C": result["cost"],
                     "comparison": comparison.to_dict(),
                 },
                 indent=1,
@@ -149,8 +157,8 @@ def run_example(args: argparse.Namespace) -> int:
     n = ", ".join(f"n[{l}] = {s}" for l, s in enumerate(sizes))
     print(f"Back propagation example: {n}, m = {m}, seed {args.seed}")
     print(
-        f"hidden activation {args.activation}, sigmoid output, "
-        f"{args.form} form, {args.dtype}"
+        f"hidden activation {args.activation}, sigmoid output, {args.cost} "
+        f"cost, {args.form} form, {args.dtype}"
     )
     for name, symbolic, how, a in result["entries"]:
         if name in ("A[0]", "W[1]", "Z[1]", f"dA[{len(sizes) - 1}]"):
@@ -160,7 +168,7 @@ def run_example(args: argparse.Namespace) -> int:
                 "Z[1]": "Feed forward",
             }.get(name, "Back propagation")
             if section == "Back propagation":
-                print(f"\nC = {result['cost']:.10g}  (binary cross-entropy over m)")
+                print(f"\nC = {result['cost']:.10g}  ({args.cost} cost over m)")
             print(f"\n## {section}")
         shape = tuple(np.shape(a))
         print(f"\n{name} = {how}    {symbolic} = {shape}")
@@ -189,15 +197,18 @@ def run_grad(args: argparse.Namespace) -> int:
         raise InputError(
             "\n".join(f"{args.params} with {args.data}: {s}" for s in lines)
         ) from None
-    C, grads = value_and_grad(params, X, Y, args.activation, args.form)
-    comparison = compare(params, X, Y, args.activation, args.form, grads=grads)
+    C, grads = value_and_grad(params, X, Y, args.activation, args.form, args.cost)
+    comparison = compare(
+        params, X, Y, args.activation, args.form, args.cost, grads=grads
+    )
     if args.out is not None:
         save_grads(args.out, grads)
     if args.json:
         print(
             json.dumps(
                 {
-                    "cost": float(C),
+                    "cost": args.cost,
+                    "C": float(C),
                     "m": int(X.shape[1]),
                     "sizes": [int(X.shape[0]), *(int(W.shape[0]) for W, _ in params)],
                     "out": args.out,
@@ -207,7 +218,7 @@ def run_grad(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(f"C = {float(C):.10g}  (binary cross-entropy over m = {X.shape[1]})")
+        print(f"C = {float(C):.10g}  ({args.cost} cost over m = {X.shape[1]})")
         _print_comparison(comparison, sys.stdout)
         if args.out is not None:
             print(f"wrote {args.out}: dW1, db1, ..., dW{len(params)}, db{len(params)}")
@@ -228,6 +239,12 @@ def _common(p: argparse.ArgumentParser, dtype_default: str) -> None:
         default="fused",
         help="fused: delta[L] = A[L] - Y; document: dA[L] * sigmoid'(Z[L]) "
         "as written (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cost",
+        choices=COSTS,
+        default="cross_entropy",
+        help="the cost averaged over m (default: %(default)s)",
     )
     p.add_argument("--dtype", choices=DTYPES, default=dtype_default)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -17,14 +17,17 @@ MODES = ["jit", "eager"]  # eager runs the same code under jax.disable_jit()
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 
 
-def independent_cost(params, X, Y, g):
+def independent_cost(params, X, Y, g, cost="cross_entropy"):
     """The same cost written again with jax.nn, as an independent reference."""
     A = X
     for l, (W, b) in enumerate(params, start=1):
         Z = W @ A + b
         A = g(Z) if l < len(params) else Z
+    m = X.shape[1]
+    if cost == "quadratic":
+        return 0.5 * jnp.sum(jnp.square(jax.nn.sigmoid(A) - Y)) / m
     log_a, log_1_minus_a = jax.nn.log_sigmoid(A), jax.nn.log_sigmoid(-A)
-    return -jnp.sum(Y * log_a + (1 - Y) * log_1_minus_a) / X.shape[1]
+    return -jnp.sum(Y * log_a + (1 - Y) * log_1_minus_a) / m
 
 
 REFERENCE_G = {
@@ -56,8 +59,8 @@ def problem(sizes, m, dtype=jnp.float64, seed=0):
 
 # jax.grad of the library's cost and of the independent one, each compiled
 # once per shape like mb.grad.
-reference_grad = jax.jit(jax.grad(mb.cost), static_argnums=3)
-independent_grad = jax.jit(jax.grad(independent_cost), static_argnums=3)
+reference_grad = jax.jit(jax.grad(mb.cost), static_argnums=(3, 4))
+independent_grad = jax.jit(jax.grad(independent_cost), static_argnums=(3, 4))
 
 
 def assert_close(actual, expected, dtype):
@@ -66,16 +69,17 @@ def assert_close(actual, expected, dtype):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("cost", mb.COSTS)
 @pytest.mark.parametrize("form", mb.FORMS)
 @pytest.mark.parametrize("activation", mb.ACTIVATIONS)
 @pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
-def test_grad_document_network_equals_jax_grad(activation, form, mode, dtype):
+def test_grad_document_network_equals_jax_grad(activation, form, cost, mode, dtype):
     params, X, Y = problem(DOCUMENT_SIZES, m=2, dtype=dtype)
     with jax.disable_jit(mode == "eager"):
-        manual = mb.grad(params, X, Y, activation, form)
-    assert_close(manual, reference_grad(params, X, Y, activation), dtype)
-    independent = independent_grad(params, X, Y, REFERENCE_G[activation])
-    assert_close(manual, independent, dtype)
+        manual = mb.grad(params, X, Y, activation, form, cost)
+    assert_close(manual, reference_grad(params, X, Y, activation, cost), dtype)
+    g = REFERENCE_G[activation]
+    assert_close(manual, independent_grad(params, X, Y, g, cost), dtype)
 
 
 @settings(max_examples=30, deadline=None)
@@ -84,12 +88,16 @@ def test_grad_document_network_equals_jax_grad(activation, form, mode, dtype):
     m=st.integers(1, 64),
     activation=st.sampled_from(sorted(mb.ACTIVATIONS)),
     form=st.sampled_from(mb.FORMS),
+    cost=st.sampled_from(mb.COSTS),
     seed=st.integers(0, 2**16),
 )
-def test_grad_random_architectures_equal_jax_grad(sizes, m, activation, form, seed):
+def test_grad_random_architectures_equal_jax_grad(
+    sizes, m, activation, form, cost, seed
+):
     params, X, Y = problem(sizes, m, seed=seed)
-    manual = mb.grad(params, X, Y, activation, form)
-    assert_close(manual, reference_grad(params, X, Y, activation), jnp.float64)
+    manual = mb.grad(params, X, Y, activation, form, cost)
+    expected = reference_grad(params, X, Y, activation, cost)
+    assert_close(manual, expected, jnp.float64)
 
 
 def test_grad_width_equal_to_m_equals_jax_grad():
@@ -97,22 +105,27 @@ def test_grad_width_equal_to_m_equals_jax_grad():
     # transpose, would still have the right shapes here.
     params, X, Y = problem((3, 2, 4, 2), m=2)
     assert_close(
-        mb.grad(params, X, Y), reference_grad(params, X, Y, "sigmoid"), jnp.float64
+        mb.grad(params, X, Y),
+        reference_grad(params, X, Y, "sigmoid", "cross_entropy"),
+        jnp.float64,
     )
 
 
 def test_grad_several_outputs_equals_jax_grad():
     params, X, Y = problem((6, 5, 3), m=7)
     assert_close(
-        mb.grad(params, X, Y), reference_grad(params, X, Y, "sigmoid"), jnp.float64
+        mb.grad(params, X, Y),
+        reference_grad(params, X, Y, "sigmoid", "cross_entropy"),
+        jnp.float64,
     )
 
 
 def test_value_and_grad_equals_jax_value_and_grad():
     params, X, Y = problem(DOCUMENT_SIZES, m=2)
-    C, grads = mb.value_and_grad(params, X, Y, "tanh")
-    C_ref, grads_ref = jax.value_and_grad(mb.cost)(params, X, Y, "tanh")
-    assert_close((C, grads), (C_ref, grads_ref), jnp.float64)
+    for cost in mb.COSTS:
+        C, grads = mb.value_and_grad(params, X, Y, "tanh", cost=cost)
+        C_ref, grads_ref = jax.value_and_grad(mb.cost)(params, X, Y, "tanh", cost)
+        assert_close((C, grads), (C_ref, grads_ref), jnp.float64)
 
 
 def test_derivation_holds_every_quantity_in_the_documents_shapes():
@@ -177,7 +190,11 @@ def test_grad_vmapped_over_batches_equals_loop():
     batched = jax.vmap(mb.grad, in_axes=(None, 0, 0))(params, X, Y)
     for i in range(4):
         one = jax.tree.map(lambda g, i=i: g[i], batched)
-        assert_close(one, reference_grad(params, X[i], Y[i], "sigmoid"), jnp.float64)
+        assert_close(
+            one,
+            reference_grad(params, X[i], Y[i], "sigmoid", "cross_entropy"),
+            jnp.float64,
+        )
 
 
 @pytest.mark.parametrize("z", [30.0, 100.0, -30.0, -100.0], ids=lambda z: f"Z={z:g}")
@@ -224,4 +241,6 @@ def test_grad_calls_no_autodiff(monkeypatch):
     _C, _ = mb.value_and_grad(params, X, Y, "tanh", "document")
     mb.derivation(params, X, Y, "tanh", "document")
     monkeypatch.undo()
-    assert_close(grads, reference_grad(params, X, Y, "tanh"), jnp.float64)
+    assert_close(
+        grads, reference_grad(params, X, Y, "tanh", "cross_entropy"), jnp.float64
+    )

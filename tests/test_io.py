@@ -92,7 +92,8 @@ def test_load_params_refuses_integers_without_dtype(tmp_path):
     path = tmp_path / "P.npz"
     np.savez(path, W1=np.ones((2, 3), dtype=np.int64), b1=np.zeros((2, 1)))
     with pytest.raises(
-        InputError, match=r"P\.npz: layer 1: W\[1\] has dtype int64, expected a float"
+        InputError,
+        match=r"P\.npz: layer 1: W\[1\] has dtype int64, expected float32 or float64",
     ):
         load_params(path)
 

@@ -225,3 +225,100 @@ def test_sigmoid_neuron_backward_matches_cs231n(precision):
         np.testing.assert_allclose(
             got[name], expected, rtol=rtol, atol=atol, err_msg=name
         )
+
+
+# --- mazur_step_by_step -----------------------------------------------------
+# source: Matt Mazur, 'A Step by Step Backpropagation Example' (2015), and its
+# companion code mattm/simple-neural-network. A 2-2-2 sigmoid network, one
+# example, E = sum over outputs of 0.5 (y - a)^2, which is the quadratic cost
+# with m = 1. The post's biases are one number per layer, shared by its
+# neurons and never updated; here they are columns of equal entries, and the
+# step below leaves them alone. Known mistakes (not used as targets): the
+# post's error after one step (0.291027924), after 10000 steps, and one
+# intermediate, dE_o2/dout_h1.
+# tolerance: published numbers to half a unit in the last printed digit;
+# float64 recomputed values rtol 1e-9.
+MAZUR_X = [[0.05], [0.1]]
+MAZUR_Y = [[0.01], [0.99]]
+MAZUR_W1 = [[0.15, 0.2], [0.25, 0.3]]  # [[w1, w2], [w3, w4]]
+MAZUR_W2 = [[0.4, 0.45], [0.5, 0.55]]  # [[w5, w6], [w7, w8]]
+MAZUR_B1 = [[0.35], [0.35]]
+MAZUR_B2 = [[0.6], [0.6]]
+MAZUR_LEARNING_RATE = 0.5
+MAZUR_PUBLISHED_A1 = [[0.593269992], [0.596884378]]  # out_h1, out_h2
+MAZUR_PUBLISHED_A2 = [[0.75136507], [0.772928465]]  # out_o1, out_o2
+MAZUR_PUBLISHED_E = 0.298371109  # E_total
+MAZUR_PUBLISHED_DW5 = 0.082167041  # dE/dw5 = dW[2][0, 0]
+MAZUR_PUBLISHED_DW1 = 0.000438568  # dE/dw1 = dW[1][0, 0]
+MAZUR_PUBLISHED_W2_AFTER = [[0.35891648, 0.408666186], [0.51130127, 0.561370121]]
+MAZUR_PUBLISHED_W1_AFTER = [[0.149780716, 0.19956143], [0.24975114, 0.29950229]]
+MAZUR_RECOMPUTED = {  # float64_recomputed in the oracle file
+    "dW2": [[0.082167040564, 0.082667627848], [-0.022602540477, -0.022740242216]],
+    "dW1": [[0.000438567734, 0.000877135469], [0.000497712735, 0.000995425471]],
+    "db2": [[0.138498561629], [-0.038098236517]],
+    "db1": [[0.008771354689], [0.009954254705]],
+}
+MAZUR_RECOMPUTED_E_AFTER = 0.29102777369359933  # biases fixed, float64
+
+
+def half_unit(published):
+    """Half a unit in the last printed digit of each published number."""
+    digits = [len(repr(float(x)).split(".")[1]) for x in np.ravel(published)]
+    return 0.5 * 10.0 ** -np.reshape(digits, np.shape(published))
+
+
+def assert_within_printed_precision(actual, published):
+    error = np.abs(np.asarray(actual) - np.asarray(published))
+    assert np.all(error <= half_unit(published)), (actual, published)
+
+
+def mazur_params():
+    return (
+        manual_bp.Layer(f64(MAZUR_W1), f64(MAZUR_B1)),
+        manual_bp.Layer(f64(MAZUR_W2), f64(MAZUR_B2)),
+    )
+
+
+@pytest.mark.parametrize("form", manual_bp.FORMS)
+def test_mazur_forward_and_cost_match_published(form):
+    params, X, Y = mazur_params(), f64(MAZUR_X), f64(MAZUR_Y)
+
+    d = manual_bp.derivation(params, X, Y, "sigmoid", form, "quadratic")
+    E = manual_bp.cost(params, X, Y, "sigmoid", "quadratic")
+
+    np.testing.assert_allclose(d.A[1], MAZUR_PUBLISHED_A1, rtol=0, atol=5e-10)
+    np.testing.assert_allclose(d.A[2], MAZUR_PUBLISHED_A2, rtol=0, atol=5e-9)
+    np.testing.assert_allclose(E, MAZUR_PUBLISHED_E, rtol=0, atol=5e-10)
+
+
+@pytest.mark.parametrize("form", manual_bp.FORMS)
+def test_mazur_gradients_match_published_and_recomputed(form):
+    params, X, Y = mazur_params(), f64(MAZUR_X), f64(MAZUR_Y)
+
+    (dW1, db1), (dW2, db2) = manual_bp.grad(params, X, Y, "sigmoid", form, "quadratic")
+
+    got = {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}
+    for name, expected in MAZUR_RECOMPUTED.items():
+        # rtol 1e-9 as the case states, plus half a unit of the 12 printed
+        # decimals, which is coarser than 1e-9 relative for entries near 4e-4.
+        np.testing.assert_allclose(
+            got[name], expected, rtol=1e-9, atol=5e-13, err_msg=name
+        )
+    assert abs(float(dW2[0, 0]) - MAZUR_PUBLISHED_DW5) <= 5e-10
+    assert abs(float(dW1[0, 0]) - MAZUR_PUBLISHED_DW1) <= 5e-10
+
+
+def test_mazur_one_step_with_fixed_biases_matches_published_weights():
+    params, X, Y = mazur_params(), f64(MAZUR_X), f64(MAZUR_Y)
+    grads = manual_bp.grad(params, X, Y, cost="quadratic")
+    # The post never updates its shared biases: step the weights only.
+    weights_only = tuple(manual_bp.Layer(dW, jnp.zeros_like(db)) for dW, db in grads)
+
+    (W1, b1), (W2, b2) = manual_bp.sgd_step(params, weights_only, MAZUR_LEARNING_RATE)
+
+    assert_within_printed_precision(W2, MAZUR_PUBLISHED_W2_AFTER)
+    assert_within_printed_precision(W1, MAZUR_PUBLISHED_W1_AFTER)
+    np.testing.assert_array_equal(b1, MAZUR_B1)
+    np.testing.assert_array_equal(b2, MAZUR_B2)
+    E_after = manual_bp.cost(((W1, b1), (W2, b2)), X, Y, cost="quadratic")
+    np.testing.assert_allclose(E_after, MAZUR_RECOMPUTED_E_AFTER, rtol=1e-9)

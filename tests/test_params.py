@@ -304,6 +304,10 @@ def _W_integer():
     return with_layer(make_params(), 1, W=jnp.ones((4, 5), jnp.int32)), None, None
 
 
+def _W_float16():
+    return with_layer(make_params(), 1, W=jnp.ones((4, 5), jnp.float16)), None, None
+
+
 def _mixed_dtypes():
     W = jnp.ones((3, 4), jnp.float32)
     b = jnp.zeros((3, 1), jnp.float32)
@@ -363,7 +367,12 @@ SHAPE_ERRORS = {
     ),
     "W_not_floating": (
         _W_integer,
-        r"^layer 1: W\[1\] has dtype int32, expected a floating dtype$",
+        r"^layer 1: W\[1\] has dtype int32, expected float32 or float64 "
+        r"\(half precision is not supported: cast with \.astype\(jnp\.float32\)\)$",
+    ),
+    "W_half_precision": (
+        _W_float16,
+        r"^layer 1: W\[1\] has dtype float16, expected float32 or float64 ",
     ),
     "mixed_dtypes": (
         _mixed_dtypes,
