@@ -55,7 +55,7 @@ def test_g_prime_equals_jax_grad_of_reference(name, dtype, transform):
 
     expected = jax.vmap(jax.grad(REFERENCES[name]))(z)
     assert got.dtype == z.dtype
-    rtol, atol = manual_bp.TOLERANCES[np.dtype(dtype)]
+    rtol, atol = manual_bp.tolerance(np.dtype(dtype))
     np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
 
 
@@ -70,7 +70,7 @@ def test_g_equals_reference(name, dtype, transform):
 
     expected = REFERENCES[name](z)
     assert got.dtype == z.dtype
-    rtol, atol = manual_bp.TOLERANCES[np.dtype(dtype)]
+    rtol, atol = manual_bp.tolerance(np.dtype(dtype))
     np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
 
 
@@ -169,5 +169,5 @@ def test_grad_equals_jax_grad_when_hidden_z_is_exactly_zero(activation):
     got = manual_bp.grad(params, X, Y, activation)
 
     expected = jax.grad(manual_bp.cost)(params, X, Y, activation)
-    rtol, atol = manual_bp.TOLERANCES[np.dtype(np.float64)]
+    rtol, atol = manual_bp.tolerance(np.dtype(np.float64))
     chex.assert_trees_all_close(got, expected, strict=True, rtol=rtol, atol=atol)

@@ -64,7 +64,7 @@ independent_grad = jax.jit(jax.grad(independent_cost), static_argnums=(3, 4))
 
 
 def assert_close(actual, expected, dtype):
-    rtol, atol = mb.TOLERANCES[np.dtype(dtype)]
+    rtol, atol = mb.tolerance(np.dtype(dtype))
     chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol, strict=True)
 
 

@@ -432,7 +432,7 @@ def test_grad_in_each_layout_equals_jax_grad(layout):
 
     reference = jax.jit(jax.grad(manual_bp.cost), static_argnums=3)
     expected = reference(params, X, Y, "tanh")
-    rtol, atol = manual_bp.TOLERANCES[np.dtype(np.float64)]
+    rtol, atol = manual_bp.tolerance(np.dtype(np.float64))
     chex.assert_trees_all_close(grads, expected, strict=True, rtol=rtol, atol=atol)
 
 
