@@ -126,7 +126,7 @@ def load_params(path: PathLike, dtype: Any = None) -> tuple[Layer, ...]:
         L = _check_param_keys(path, archive.files)
         keys = [key for l in range(1, L + 1) for key in (f"W{l}", f"b{l}")]
         arrays = _read_arrays(path, archive, keys)
-    arrays = {key: _cast(a, dtype) for key, a in arrays.items()}
+    arrays = {key: _cast(path, _notation(key), a, dtype) for key, a in arrays.items()}
 
     problems = [
         f"{path}: {problem}"
@@ -206,7 +206,7 @@ def load_data(path: PathLike, dtype: Any = None) -> tuple[jax.Array, jax.Array]:
             f"{path}: unknown extension {suffix or '(none)'!r}; expected .npz "
             "(keys X and Y) or .csv (one example per row, label last)"
         )
-    X, Y = _cast(X, dtype), _cast(Y, dtype)
+    X, Y = _cast(path, "X", X, dtype), _cast(path, "Y", Y, dtype)
     check_data(X, Y, source=path)
     return jnp.asarray(X), jnp.asarray(Y)
 
@@ -443,11 +443,26 @@ def _read_arrays(
     return arrays
 
 
-def _cast(a: np.ndarray, dtype: Any) -> np.ndarray:
-    """Casts a real numeric `a` to `dtype`; other arrays are left to the checks."""
+def _cast(path: str, name: str, a: np.ndarray, dtype: Any) -> np.ndarray:
+    """Casts a real numeric `a` to `dtype`; other arrays are left to the checks.
+
+    Raises:
+      InputError: if a finite entry is too large for `dtype` and would turn
+        into an infinity the file does not hold.
+    """
     if dtype is None or not _is_real(a.dtype):
         return a
-    return a.astype(np.dtype(dtype))
+    with np.errstate(over="ignore"):
+        cast = a.astype(np.dtype(dtype))
+    overflow = np.isfinite(a) & ~np.isfinite(cast)
+    if overflow.any():
+        index = _first(overflow)
+        raise InputError(
+            f"{path}: {name} has {a[index]:g} at {index}, beyond the range of "
+            f"{np.dtype(dtype)} (largest {np.finfo(dtype).max:g}); read it as "
+            "float64 (--dtype float64 on the command line)"
+        )
+    return cast
 
 
 def _nonfinite(name: str, a: np.ndarray) -> str | None:

@@ -67,6 +67,8 @@ def init(
             f"sizes must be (n[0], ..., n[L]) with L >= 1 and every n[l] a "
             f"positive integer, got {sizes}"
         )
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number, got {scale}")
     if scheme not in SCHEMES:
         raise ValueError(
             f"unknown scheme {scheme!r}; expected one of: {', '.join(SCHEMES)}"

@@ -53,6 +53,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """A jax.random seed: an integer in [0, 2**63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 0 to 2**63 - 1, got {text!r}"
+        )
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def walkthrough(
     params: Any, X: Any, Y: Any, activation: str, form: str, cost: str
 ) -> dict:
@@ -178,8 +201,17 @@ def run_example(args: argparse.Namespace) -> int:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    if args.scale is not None and args.scheme != "normal":
+        raise InputError(
+            f"--scale sets the normal scheme's standard deviation; the "
+            f"{args.scheme} scheme takes it from the widths"
+        )
     params = init(
-        args.layers, jax.random.key(args.seed), args.scheme, args.scale, args.dtype
+        args.layers,
+        jax.random.key(args.seed),
+        args.scheme,
+        0.01 if args.scale is None else args.scale,
+        args.dtype,
     )
     save_params(args.out, params)
     widths = ",".join(map(str, args.layers))
@@ -264,7 +296,7 @@ def parser() -> argparse.ArgumentParser:
         description="Runs one forward and backward cycle of the document's "
         "example with seeded numbers and checks it against jax.grad.",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument(
         "--layers",
         type=layer_sizes,
@@ -284,9 +316,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--layers", type=layer_sizes, required=True, help="e.g. 5,4,3,1")
     p.add_argument("--out", required=True, help="parameters .npz to write")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--scheme", choices=SCHEMES, default="xavier")
-    p.add_argument("--scale", type=float, default=0.01, help="std of the normal scheme")
+    p.add_argument(
+        "--scale",
+        type=positive_float,
+        help="standard deviation of the normal scheme (default: 0.01)",
+    )
     p.add_argument("--dtype", choices=DTYPES, default="float32")
     p.set_defaults(run=run_init)
 

@@ -465,3 +465,9 @@ def test_grad_raises_check_shapes_error_inside_outer_jit():
         grad_of_first_layer(params, X, Y)
 
     assert re.fullmatch(r"Y has shape \(3, 1\).*pass Y\.T", _message(got))
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf")], ids=str)
+def test_init_rejects_a_scale_that_is_not_positive_and_finite(scale):
+    with pytest.raises(ValueError, match=r"scale must be a positive finite number"):
+        manual_bp.init((3, 2), jax.random.key(0), "normal", scale)

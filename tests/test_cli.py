@@ -1,0 +1,652 @@
+"""Tests of the `manual-bp` command line: example, init and grad.
+
+Each command runs in-process through `manual_bp.cli.main` and its printed
+output is read with `capsys`; one test runs the installed console script.
+Exit status: 0 when the gradients match jax.grad, 1 when they do not, 2 for
+bad input. Error messages are matched by regex: the text is part of the
+contract.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import manual_bp as mb
+from manual_bp import _backward
+from manual_bp._example import example_problem
+from manual_bp.cli import main
+
+F64 = np.dtype(np.float64)
+F32 = np.dtype(np.float32)
+
+# Every matrix `example` prints for the document's 5-4-3-1 network with
+# m = 2, in the document's order, with its dims symbolically and in numbers.
+# The labels Y are printed too, after A[0]; the document has no heading
+# for them.
+DOCUMENT_MATRICES = {
+    "A[0]": ("(n[0], m)", (5, 2)),
+    "W[1]": ("(n[1], n[0])", (4, 5)),
+    "b[1]": ("(n[1], 1)", (4, 1)),
+    "W[2]": ("(n[2], n[1])", (3, 4)),
+    "b[2]": ("(n[2], 1)", (3, 1)),
+    "W[3]": ("(n[3], n[2])", (1, 3)),
+    "b[3]": ("(n[3], 1)", (1, 1)),
+    "Z[1]": ("(n[1], m)", (4, 2)),
+    "A[1]": ("(n[1], m)", (4, 2)),
+    "Z[2]": ("(n[2], m)", (3, 2)),
+    "A[2]": ("(n[2], m)", (3, 2)),
+    "Z[3]": ("(n[3], m)", (1, 2)),
+    "A[3]": ("(n[3], m)", (1, 2)),
+    "dA[3]": ("(n[3], m)", (1, 2)),
+    "delta[3]": ("(n[3], m)", (1, 2)),
+    "dW[3]": ("(n[3], n[2])", (1, 3)),
+    "db[3]": ("(n[3], 1)", (1, 1)),
+    "dA[2]": ("(n[2], m)", (3, 2)),
+    "delta[2]": ("(n[2], m)", (3, 2)),
+    "dW[2]": ("(n[2], n[1])", (3, 4)),
+    "db[2]": ("(n[2], 1)", (3, 1)),
+    "dA[1]": ("(n[1], m)", (4, 2)),
+    "delta[1]": ("(n[1], m)", (4, 2)),
+    "dW[1]": ("(n[1], n[0])", (4, 5)),
+    "db[1]": ("(n[1], 1)", (4, 1)),
+}
+
+# The network and data set of the `grad` tests: widths 3-2-1, nonzero
+# biases, m = 4 examples. All tests share these shapes, so each compiles once.
+PARAMS = {
+    "W1": np.array([[0.2, -0.4, 0.6], [-0.3, 0.5, 0.1]]),  # (n[1], n[0])
+    "b1": np.array([[0.1], [-0.2]]),  # (n[1], 1)
+    "W2": np.array([[0.7, -0.8]]),  # (n[2], n[1])
+    "b2": np.array([[0.05]]),  # (n[2], 1)
+}
+CSV_TEXT = """\
+x1,x2,x3,y
+0.5,-1.0,2.0,1
+1.5,0.25,-0.5,0
+-2.0,1.0,0.3,1
+0.1,-0.75,1.25,0
+"""
+# The same four examples as columns: X = A[0] is (n[0], m), Y is (1, m).
+X = np.array(
+    [
+        [0.5, 1.5, -2.0, 0.1],
+        [-1.0, 0.25, 1.0, -0.75],
+        [2.0, -0.5, 0.3, 1.25],
+    ]
+)
+Y = np.array([[1.0, 0.0, 1.0, 0.0]])
+
+
+def argv(*parts):
+    """A command line: text is split at spaces, paths and numbers kept whole."""
+    return [w for p in parts for w in (p.split() if isinstance(p, str) else [str(p)])]
+
+
+def run(capsys, *parts):
+    """(exit status, stdout, stderr) of `manual-bp parts...` run in-process."""
+    code = main(argv(*parts))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def lines_starting(text, prefix):
+    return [line for line in text.splitlines() if line.startswith(prefix)]
+
+
+def write_params(path, **changes):
+    """PARAMS as an .npz; a change replaces an array, None removes it."""
+    arrays = dict(PARAMS)
+    for key, a in changes.items():
+        if a is None:
+            del arrays[key]
+        else:
+            arrays[key] = a
+    np.savez(path, **arrays)
+    return path
+
+
+def write_data(path, X=X, Y=Y):
+    np.savez(path, X=X, Y=Y)
+    return path
+
+
+def write_text(path, text):
+    path.write_text(text)
+    return path
+
+
+def problem_as(dtype):
+    """(params, X, Y) of the `grad` tests as jax arrays of `dtype`."""
+    params = tuple(
+        mb.Layer(*(jnp.asarray(PARAMS[f"{k}{l}"], dtype) for k in "Wb")) for l in (1, 2)
+    )
+    return params, jnp.asarray(X, dtype), jnp.asarray(Y, dtype)
+
+
+def jax_grad_of_data(dtype, activation="sigmoid"):
+    """jax.grad of the cost of PARAMS on X, Y, keyed as `grad` writes it."""
+    grads = jax.grad(mb.cost)(*problem_as(dtype), activation)
+    return {
+        key: np.asarray(a)
+        for l, (dW, db) in enumerate(grads, start=1)
+        for key, a in ((f"dW{l}", dW), (f"db{l}", db))
+    }
+
+
+def cost_of_data(dtype):
+    return float(mb.cost(*problem_as(dtype)))
+
+
+# example
+
+
+def test_example_prints_every_matrix_in_document_order_with_dims(capsys):
+    code, out, _ = run(capsys, "example")
+    assert code == 0
+    lines = out.splitlines()
+    positions = []
+    for name, (dims, shape) in DOCUMENT_MATRICES.items():
+        (i,) = [i for i, line in enumerate(lines) if line.startswith(f"{name} = ")]
+        assert lines[i].endswith(f"    {dims} = {shape}"), lines[i]
+        positions.append(i)
+    assert positions == sorted(positions)
+    assert lines[-1].startswith("matches jax.grad (float64")
+
+
+def test_example_heading_shows_equation_and_dims(capsys):
+    _, out, _ = run(capsys, "example")
+    assert "\nW[1] = weights    (n[1], n[0]) = (4, 5)\n" in out
+    assert "\ndb[3] = row sums of delta[3] / m    (n[3], 1) = (1, 1)\n" in out
+    assert "\ndW[2] = delta[2] @ A[1].T / m    (n[2], n[1]) = (3, 4)\n" in out
+
+
+def test_example_same_seed_same_output_other_seed_other_numbers(capsys):
+    _, first, _ = run(capsys, "example --seed 0")
+    _, again, _ = run(capsys, "example --seed 0")
+    _, other, _ = run(capsys, "example --seed 1")
+    assert first == again
+    assert other.splitlines()[0].endswith("seed 1")
+    # Not only the header differs: the numbers of A[0], the first matrix, do.
+    assert first.split("A[0] = ")[1][:200] != other.split("A[0] = ")[1][:200]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_example_json_matrices_and_gradients_of_jax_grad(capsys, seed):
+    code, out, _ = run(capsys, "example --json --seed", seed)
+    assert code == 0
+    report = json.loads(out)
+    matrices = [m for m in report["matrices"] if m["name"] != "Y"]
+    assert [m["name"] for m in matrices] == list(DOCUMENT_MATRICES)
+    for m in matrices:
+        dims, shape = DOCUMENT_MATRICES[m["name"]]
+        assert (m["dims"], tuple(m["shape"])) == (dims, shape)
+        assert np.shape(m["value"]) == shape
+    assert report["comparison"]["ok"] is True
+
+    params, X_, Y_ = example_problem(seed)
+    expected = jax.grad(mb.cost)(params, X_, Y_)
+    values = {m["name"]: np.array(m["value"]) for m in matrices}
+    got = tuple((values[f"dW[{l}]"], values[f"db[{l}]"]) for l in (1, 2, 3))
+    want = tuple((np.asarray(dW), np.asarray(db)) for dW, db in expected)
+    rtol, atol = mb.tolerance(F64)
+    chex.assert_trees_all_close(got, want, rtol=rtol, atol=atol, strict=True)
+
+
+@pytest.mark.parametrize("form", mb.FORMS)
+@pytest.mark.parametrize("activation", list(mb.ACTIVATIONS))
+def test_example_every_activation_and_form_exits_0(capsys, activation, form):
+    code, out, _ = run(capsys, f"example --activation {activation} --form {form}")
+    assert code == 0
+    assert out.splitlines()[-1].startswith("matches jax.grad (float64")
+    assert lines_starting(out, "A[1] = ")[0].startswith(f"A[1] = {activation}(Z[1])")
+    assert lines_starting(out, "A[3] = ")[0].startswith("A[3] = sigmoid(Z[3])")
+
+
+def test_example_width_equal_to_m(capsys):
+    # A bias stored flat would broadcast silently here: n[1] = n[2] = m = 2.
+    code, out, _ = run(capsys, "example --layers 3,2,2 --m 2")
+    assert code == 0
+    assert out.splitlines()[-1].startswith("matches jax.grad (float64")
+    assert lines_starting(out, "b[1] = ")[0].endswith("(n[1], 1) = (2, 1)")
+    assert lines_starting(out, "db[2] = ")[0].endswith("(n[2], 1) = (2, 1)")
+    assert lines_starting(out, "Y = ")[0].endswith("(n[L], m) = (2, 2)")
+
+
+def test_example_document_form_prints_the_product(capsys):
+    code, out, _ = run(capsys, "example --form document")
+    assert code == 0
+    # The output layer's g is the sigmoid; the hidden layers' is the generic g.
+    assert lines_starting(out, "delta[3] = ")[0].startswith(
+        "delta[3] = dA[3] * sigmoid'(Z[3])    (n[3], m) = (1, 2)"
+    )
+    assert lines_starting(out, "delta[2] = ")[0].startswith(
+        "delta[2] = dA[2] * g'(Z[2])    (n[2], m) = (3, 2)"
+    )
+
+
+def test_example_fused_form_prints_the_simplification(capsys):
+    _, out, _ = run(capsys, "example")
+    assert lines_starting(out, "delta[3] = ")[0].startswith(
+        "delta[3] = A[3] - Y  (dA[3] * sigmoid'(Z[3]) simplified)"
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_example_bad_m_exits_2(capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv("example --m", value))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(
+        r"manual-bp example: error: argument --m: expected a positive integer, "
+        rf"got '{value}'",
+        err,
+    )
+
+
+def test_example_seed_beyond_64_bits_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv("example --seed", 2**64))
+    assert exit_.value.code == 2
+
+
+@pytest.fixture
+def dW_without_1_over_m(monkeypatch):
+    """The library's backward with dW[l] = delta[l] @ A[l-1].T, no 1/m.
+
+    `grad` and `derivation` are jit-compiled and cache their traces, so the
+    caches are cleared before (a trace of this shape may exist) and after
+    (the wrong trace must not outlive the test).
+    """
+    original = _backward.linear_backward
+
+    def linear_backward(delta, A_prev, W):
+        dA_prev, dW, db = original(delta, A_prev, W)
+        return dA_prev, dW * delta.shape[1], db
+
+    jax.clear_caches()
+    monkeypatch.setattr(_backward, "linear_backward", linear_backward)
+    yield
+    monkeypatch.undo()
+    jax.clear_caches()
+
+
+def test_example_wrong_gradient_exits_1_and_names_it(capsys, dW_without_1_over_m):
+    # Widths and m used by no other test, so no cached trace is reused.
+    code, out, _ = run(capsys, "example --layers 4,3,1 --m 3")
+    assert code == 1
+    assert out.splitlines()[-1] == (
+        "does not match jax.grad (float64): dW[1], dW[2] differ beyond "
+        "rtol 1e-12 and atol 1e-14"
+    )
+    differs = [line.split()[0] for line in out.splitlines() if "<- differs" in line]
+    assert differs == ["dW[1]", "dW[2]"]
+
+
+def test_example_console_script_runs():
+    script = Path(sys.executable).parent / "manual-bp"
+    done = subprocess.run(
+        [str(script), "example"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("matches jax.grad (float64")
+
+
+# init
+
+
+@pytest.mark.parametrize("scheme", mb.SCHEMES)
+def test_init_writes_the_seeded_parameters_of_the_scheme(tmp_path, capsys, scheme):
+    path = tmp_path / "P.npz"
+    code, out, _ = run(
+        capsys, f"init --layers 3,2,1 --seed 7 --scheme {scheme} --out", path
+    )
+    assert code == 0
+    assert out == f"wrote {path}: widths 3,2,1, {scheme} initialisation\n"
+    expected = mb.init((3, 2, 1), jax.random.key(7), scheme, dtype=jnp.float32)
+    with np.load(path) as archive:
+        assert archive.files == ["W1", "b1", "W2", "b2"]
+        got = tuple((archive[f"W{l}"], archive[f"b{l}"]) for l in (1, 2))
+    want = tuple((np.asarray(W), np.asarray(b)) for W, b in expected)
+    chex.assert_trees_all_close(got, want, rtol=0, atol=0, strict=True)
+    assert [a.shape for layer in got for a in layer] == [(2, 3), (2, 1), (1, 2), (1, 1)]
+
+
+def test_init_dtype_float64(tmp_path, capsys):
+    path = tmp_path / "P.npz"
+    code, _, _ = run(capsys, "init --layers 5,4,3,1 --dtype float64 --out", path)
+    assert code == 0
+    with np.load(path) as archive:
+        shapes = {key: archive[key].shape for key in archive.files}
+        assert {archive[key].dtype for key in archive.files} == {F64}
+    assert shapes == {
+        "W1": (4, 5),
+        "b1": (4, 1),
+        "W2": (3, 4),
+        "b2": (3, 1),
+        "W3": (1, 3),
+        "b3": (1, 1),
+    }
+
+
+@pytest.mark.parametrize("value", ["5,x,1", "5", "5,0,1"])
+def test_init_bad_layers_exits_2(tmp_path, capsys, value):
+    path = tmp_path / "P.npz"
+    with pytest.raises(SystemExit) as exit_:
+        main(argv("init --layers", value, "--out", path))
+    assert exit_.value.code == 2
+    assert re.search(
+        r"manual-bp init: error: argument --layers: expected n\[0\],n\[1\],"
+        rf"\.\.\.,n\[L\] with L >= 1 positive integers, e\.g\. 5,4,3,1; "
+        rf"got '{value}'",
+        capsys.readouterr().err,
+    )
+    assert not path.exists()
+
+
+def test_init_unknown_scheme_exits_2(tmp_path, capsys):
+    path = tmp_path / "P.npz"
+    with pytest.raises(SystemExit) as exit_:
+        main(argv("init --layers 3,2,1 --scheme uniform --out", path))
+    assert exit_.value.code == 2
+    assert re.search(
+        r"argument --scheme: invalid choice: 'uniform'", capsys.readouterr().err
+    )
+    assert not path.exists()
+
+
+def test_init_nan_scale_exits_2(tmp_path, capsys):
+    path = tmp_path / "P.npz"
+    with pytest.raises(SystemExit) as exit_:
+        main(argv("init --layers 3,2,1 --scheme normal --scale nan --out", path))
+    assert exit_.value.code == 2
+    assert not path.exists()
+
+
+# grad
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    return write_params(tmp_path / "P.npz")
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    return write_text(tmp_path / "D.csv", CSV_TEXT)
+
+
+@pytest.fixture
+def grad_csv(params_file, csv_file):
+    """The command line of `grad` on the good parameters and the CSV."""
+    return ("grad --params", params_file, "--data", csv_file)
+
+
+@pytest.mark.parametrize("dtype", ["", "--dtype float64"], ids=["default", "float64"])
+@pytest.mark.parametrize("data_format", ["csv", "npz"])
+def test_grad_writes_the_gradients_of_jax_grad(
+    tmp_path, capsys, params_file, data_format, dtype
+):
+    if data_format == "csv":
+        data = write_text(tmp_path / "D.csv", CSV_TEXT)
+    else:
+        data = write_data(tmp_path / "D.npz")
+    out_path = tmp_path / "G.npz"
+    code, _, _ = run(
+        capsys, "grad --params", params_file, "--data", data, "--out", out_path, dtype
+    )
+    assert code == 0
+    with np.load(out_path) as archive:
+        assert archive.files == ["dW1", "db1", "dW2", "db2"]
+        got = {key: archive[key] for key in archive.files}
+    expected_dtype = F64 if dtype else F32
+    assert {key: (a.shape, a.dtype) for key, a in got.items()} == {
+        "dW1": ((2, 3), expected_dtype),
+        "db1": ((2, 1), expected_dtype),
+        "dW2": ((1, 2), expected_dtype),
+        "db2": ((1, 1), expected_dtype),
+    }
+    rtol, atol = mb.tolerance(expected_dtype)
+    want = jax_grad_of_data(expected_dtype)
+    chex.assert_trees_all_close(got, want, rtol=rtol, atol=atol, strict=True)
+
+
+def test_grad_prints_the_cost_and_the_verdict(tmp_path, capsys, grad_csv):
+    out_path = tmp_path / "G.npz"
+    code, out, err = run(capsys, *grad_csv, "--out", out_path)
+    assert code == 0 and err == ""
+    (cost_line,) = lines_starting(out, "C = ")
+    match = re.fullmatch(r"C = (\S+)  \(cross_entropy cost over m = 4\)", cost_line)
+    assert match
+    rtol, atol = mb.tolerance(F32)
+    assert float(match[1]) == pytest.approx(cost_of_data(F32), rel=rtol, abs=atol)
+    assert lines_starting(out, "matches jax.grad (float32, within rtol 1e-05")
+    assert out.splitlines()[-1] == f"wrote {out_path}: dW1, db1, ..., dW2, db2"
+
+
+def test_grad_json_reports_the_cost(capsys, grad_csv):
+    code, out, _ = run(capsys, *grad_csv, "--json --dtype float64")
+    assert code == 0
+    report = json.loads(out)
+    rtol, atol = mb.tolerance(F64)
+    assert report["cost"] == "cross_entropy"
+    assert report["C"] == pytest.approx(cost_of_data(F64), rel=rtol, abs=atol)
+    assert (report["m"], report["sizes"], report["out"]) == (4, [3, 2, 1], None)
+    assert report["comparison"]["ok"] is True
+    assert report["comparison"]["dtype"] == "float64"
+
+
+def test_grad_relu_document_form_matches_jax_grad(tmp_path, capsys, grad_csv):
+    out_path = tmp_path / "G.npz"
+    code, out, _ = run(
+        capsys, *grad_csv, "--out", out_path, "--activation relu --form document"
+    )
+    assert code == 0
+    assert lines_starting(out, "matches jax.grad (float32")
+    with np.load(out_path) as archive:
+        got = {key: archive[key] for key in archive.files}
+    rtol, atol = mb.tolerance(F32)
+    want = jax_grad_of_data(F32, "relu")
+    chex.assert_trees_all_close(got, want, rtol=rtol, atol=atol, strict=True)
+
+
+def test_grad_without_out_writes_nothing(tmp_path, capsys, grad_csv):
+    before = sorted(tmp_path.iterdir())
+    code, out, _ = run(capsys, *grad_csv)
+    assert code == 0
+    assert sorted(tmp_path.iterdir()) == before
+    assert "wrote" not in out
+
+
+# grad with bad input: each case writes its files into a directory and
+# returns the (params, data) paths to pass; beside it, the message's regex.
+
+
+def _params_file_missing(d):
+    return d / "none.npz", write_text(d / "D.csv", CSV_TEXT)
+
+
+def _data_file_missing(d):
+    return write_params(d / "P.npz"), d / "none.csv"
+
+
+def _params(d, **changes):
+    return write_params(d / "P.npz", **changes), write_text(d / "D.csv", CSV_TEXT)
+
+
+def _data(d, **arrays):
+    return write_params(d / "P.npz"), write_data(d / "D.npz", **arrays)
+
+
+def _csv(d, text, name="D.csv"):
+    return write_params(d / "P.npz"), write_text(d / name, text)
+
+
+def _pickled(d):
+    # np.savez pickles an object array; reading it back would unpickle.
+    return write_params(d / "P.npz"), write_data(d / "D.npz", X=X.astype(object))
+
+
+BAD_GRAD_INPUTS = [
+    pytest.param(
+        _params_file_missing,
+        r"none\.npz: cannot read: No such file or directory",
+        id="params-file-missing",
+    ),
+    pytest.param(
+        _data_file_missing,
+        r"none\.csv: cannot read: No such file or directory",
+        id="data-file-missing",
+    ),
+    pytest.param(
+        lambda d: _params(d, b2=None),
+        r"P\.npz: missing b2 \(expected W1, b1, W2, b2 for L = 2 layers\)",
+        id="params-missing-b2",
+    ),
+    pytest.param(
+        lambda d: _params(d, c1=np.zeros((2, 1))),
+        r"P\.npz: unexpected keys: c1 \(expected W1, b1, W2, b2 for L = 2 layers\)",
+        id="params-extra-key",
+    ),
+    pytest.param(
+        lambda d: _params(d, W2=np.ones((1, 3))),
+        r"P\.npz: layer 2: W\[2\] has shape \(1, 3\), expected \(n\[2\], n\[1\]\) "
+        r"= \(1, 2\), n\[1\] = 2 being the rows of W\[1\]",
+        id="W2-does-not-chain",
+    ),
+    pytest.param(
+        lambda d: _params(d, b1=np.zeros(2)),
+        r"P\.npz: layer 1: b\[1\] has shape \(2,\), expected \(n\[1\], 1\) = "
+        r"\(2, 1\); a flat bias would broadcast along the columns \(examples\), "
+        r"so store it as a column: b\.reshape\(-1, 1\)",
+        id="flat-bias",
+    ),
+    pytest.param(
+        lambda d: _params(d, W1=np.ones((2, 4))),
+        r"P\.npz with \S*D\.csv: layer 1: W\[1\] has shape \(2, 4\), expected "
+        r"\(n\[1\], n\[0\]\) = \(2, 3\), n\[0\] = 3 being the rows of A\[0\] \(X\)",
+        id="params-n0-not-data-features",
+    ),
+    pytest.param(
+        lambda d: _data(d, Y=Y.T),
+        r"D\.npz: Y has shape \(4, 1\), expected \(n\[L\], m\) = \(1, 4\): "
+        r"examples go in columns; pass Y\.T",
+        id="Y-m-by-1",
+    ),
+    pytest.param(
+        lambda d: _data(d, Y=Y[0]),
+        r"D\.npz: Y has shape \(4,\), expected \(n\[L\], m\) = \(1, 4\): "
+        r"examples go in columns; pass Y\.reshape\(1, -1\)",
+        id="Y-flat",
+    ),
+    pytest.param(
+        lambda d: _data(d, Y=Y[:, :3]),
+        r"D\.npz: X has shape \(3, 4\) and Y has shape \(1, 3\): expected the "
+        r"same number of examples \(columns\), m = 4 in X but 3 in Y",
+        id="X-and-Y-differ-in-m",
+    ),
+    pytest.param(
+        lambda d: _csv(d, CSV_TEXT.replace("-2.0,1.0,0.3,1", "-2.0,1.0,0.3,1.5")),
+        r"D\.csv: Y has 1\.5 at \(0, 2\), expected a label in \[0, 1\]",
+        id="label-1.5",
+    ),
+    pytest.param(
+        lambda d: _data(d, X=np.where(X == 0.25, np.nan, X)),
+        r"D\.npz: X has a NaN at \(1, 1\)",
+        id="NaN-in-X",
+    ),
+    pytest.param(
+        lambda d: _data(d, Y=np.array([[1.0, 0.0, np.inf, 0.0]])),
+        r"D\.npz: Y has an inf at \(0, 2\)",
+        id="inf-in-Y",
+    ),
+    pytest.param(
+        lambda d: _data(d, X=X[:, :0], Y=Y[:, :0]),
+        r"D\.npz: X has m = 0 examples: shape \(3, 0\), expected \(n\[0\], m\) "
+        r"with m >= 1 columns",
+        id="m-0",
+    ),
+    pytest.param(
+        lambda d: _csv(d, CSV_TEXT.replace("1.5,0.25,-0.5,0", "1.5,0.25,0")),
+        r"D\.csv: line 3 has 3 cells, expected 4 like line 2, the first data row",
+        id="csv-ragged-row",
+    ),
+    pytest.param(
+        lambda d: _csv(d, CSV_TEXT.replace("0.1,-0.75", "0.1,abc")),
+        r"D\.csv: line 5, column 2: 'abc' is not a number",
+        id="csv-non-numeric-cell",
+    ),
+    pytest.param(
+        lambda d: _csv(d, CSV_TEXT, name="D.txt"),
+        r"D\.txt: unknown extension '\.txt'; expected \.npz \(keys X and Y\) or "
+        r"\.csv \(one example per row, label last\)",
+        id="unknown-extension",
+    ),
+    pytest.param(
+        _pickled,
+        r"D\.npz: X cannot be read \(.*\); expected a numeric array, and pickled "
+        r"object arrays are never loaded",
+        id="pickled-object-array",
+    ),
+]
+
+
+@pytest.mark.parametrize("out_exists", [False, True], ids=["no-out", "out-exists"])
+@pytest.mark.parametrize(("make_files", "message"), BAD_GRAD_INPUTS)
+def test_grad_bad_input_exits_2_and_writes_nothing(
+    tmp_path, capsys, make_files, message, out_exists
+):
+    params, data = make_files(tmp_path)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out_path = out_dir / "G.npz"
+    if out_exists:
+        out_path.write_bytes(b"the gradients of an earlier run")
+    code, out, err = run(
+        capsys, "grad --params", params, "--data", data, "--out", out_path
+    )
+    assert code == 2
+    assert out == ""
+    assert re.search(rf"^manual-bp grad: error: \S*{message}$", err, re.MULTILINE), err
+    assert [p.name for p in out_dir.iterdir()] == (["G.npz"] if out_exists else [])
+    if out_exists:
+        assert out_path.read_bytes() == b"the gradients of an earlier run"
+
+
+def test_grad_out_in_missing_directory_exits_2(tmp_path, capsys, grad_csv):
+    out_path = tmp_path / "missing" / "G.npz"
+    code, out, err = run(capsys, *grad_csv, "--out", out_path)
+    assert code == 2
+    assert out == ""
+    assert re.fullmatch(
+        rf"manual-bp grad: error: {re.escape(str(out_path))}: cannot write: "
+        r"No such file or directory\n",
+        err,
+    )
+    assert not out_path.parent.exists()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_grad_value_beyond_float32_names_the_dtype(tmp_path, capsys, params_file):
+    data = write_text(tmp_path / "D.csv", CSV_TEXT.replace("0.5,-1.0", "1e300,-1.0"))
+    code, _, err = run(capsys, "grad --params", params_file, "--data", data)
+    assert code == 2
+    assert re.search(r"D\.csv: .*float32", err), err
+
+
+def test_init_scale_with_a_scaled_scheme_exits_2(tmp_path, capsys):
+    path = tmp_path / "P.npz"
+    code, _, err = run(
+        capsys, "init --layers 3,2,1 --scheme he --scale 0.5 --out", path
+    )
+    assert code == 2
+    assert re.search(r"--scale sets the normal scheme's standard deviation", err)
+    assert not path.exists()
