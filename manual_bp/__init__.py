@@ -43,6 +43,7 @@ from manual_bp._io import (
     save_grads,
     save_params,
 )
+from manual_bp._mistakes import MISTAKES, mistaken_derivation
 from manual_bp._optim import sgd_step
 from manual_bp._params import SCHEMES, Layer, check_shapes, init, layers, sizes_of
 
@@ -52,6 +53,7 @@ __all__ = [
     "ACTIVATIONS",
     "COSTS",
     "FORMS",
+    "MISTAKES",
     "SCHEMES",
     "TOLERANCES",
     "Activation",
@@ -84,6 +86,7 @@ __all__ = [
     "linear_backward",
     "load_data",
     "load_params",
+    "mistaken_derivation",
     "output_dA",
     "quadratic",
     "save_grads",

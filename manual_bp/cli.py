@@ -3,9 +3,11 @@
     manual-bp example                 # the document's 5-4-3-1 example, m = 2
     manual-bp init --layers 5,4,3,1 --out params.npz
     manual-bp grad --params params.npz --data data.csv --out grads.npz
+    manual-bp check --layers 5,4,3,1 --activation tanh --m 8
 
-Exit status: 0 when the hand-written gradients match jax.grad, 1 when they
-do not, 2 for bad input (nothing is written then).
+Exit status: 0 when the hand-written gradients match jax.grad (for check:
+every quantity agrees with autodiff and finite differences), 1 when they do
+not, 2 for bad input (nothing is written then).
 """
 
 import argparse
@@ -21,9 +23,11 @@ from manual_bp._activations import ACTIVATIONS
 from manual_bp._api import derivation, value_and_grad
 from manual_bp._backward import FORMS
 from manual_bp._check import compare
+from manual_bp._checker import FD_CHOICES, check
 from manual_bp._costs import COSTS, cost_of_output
 from manual_bp._example import DOCUMENT_M, DOCUMENT_SIZES, example_problem
 from manual_bp._io import InputError, load_data, load_params, save_grads, save_params
+from manual_bp._mistakes import MISTAKES, mistaken_derivation
 from manual_bp._params import SCHEMES, Layer, check_shapes, init
 
 DTYPES = ("float32", "float64")
@@ -257,6 +261,54 @@ def run_grad(args: argparse.Namespace) -> int:
     return 0 if comparison.ok else 1
 
 
+def run_check(args: argparse.Namespace) -> int:
+    if (args.params is None) != (args.data is None):
+        raise InputError("--params and --data go together: give both or neither")
+    if args.params is not None:
+        params = load_params(args.params, args.dtype)
+        X, Y = load_data(args.data, args.dtype)
+        try:
+            check_shapes(params, X, Y)
+        except ValueError as err:
+            raise InputError(
+                "\n".join(
+                    f"{args.params} with {args.data}: {line}"
+                    for line in str(err).splitlines()
+                )
+            ) from None
+    else:
+        params, X, Y = example_problem(
+            args.seed, args.layers, args.m, np.dtype(args.dtype)
+        )
+    hand_written = None
+    if args.mistake is not None:
+        try:
+            hand_written = mistaken_derivation(
+                params, X, Y, args.mistake, args.activation, args.cost, args.form
+            )
+        except ValueError as err:
+            raise InputError(str(err)) from None
+    report = check(
+        params,
+        X,
+        Y,
+        args.activation,
+        args.cost,
+        args.form,
+        hand_written=hand_written,
+        fd=args.fd,
+        fd_samples=args.fd_samples,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps({**report.to_dict(), "mistake": args.mistake}, indent=1))
+    else:
+        if args.mistake is not None:
+            print(f"with the mistake {args.mistake}: {MISTAKES[args.mistake]}")
+        print(report)
+    return 0 if report.ok else 1
+
+
 def _common(p: argparse.ArgumentParser, dtype_default: str) -> None:
     p.add_argument(
         "--activation",
@@ -342,6 +394,45 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help=".npz to write dW1, db1, ... to")
     _common(p, "float32")
     p.set_defaults(run=run_grad)
+
+    p = sub.add_parser(
+        "check",
+        help="check every quantity of the derivation against autodiff",
+        description="Checks Z[l], A[l], dA[l], delta[l], dW[l] and db[l] of "
+        "every layer against autodiff, names the first that differs, and "
+        "checks the gradients against finite differences. Runs on a seeded "
+        "random network, or on --params and --data files.",
+    )
+    p.add_argument(
+        "--layers",
+        type=layer_sizes,
+        default=DOCUMENT_SIZES,
+        help="widths n[0],...,n[L] of the random network (default: 5,4,3,1)",
+    )
+    p.add_argument("--m", type=positive_int, default=8, help="examples (default: 8)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--params", help=".npz with W1, b1, ..., WL, bL")
+    p.add_argument("--data", help=".npz or .csv, as for grad")
+    p.add_argument(
+        "--fd",
+        choices=FD_CHOICES,
+        default="sample",
+        help="finite differences of the parameters: sample entries of each "
+        "W[l] and b[l], all of them, or none (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fd-samples",
+        type=positive_int,
+        default=8,
+        help="entries of each array with --fd sample (default: 8)",
+    )
+    p.add_argument(
+        "--mistake",
+        choices=tuple(MISTAKES),
+        help="inject one classic derivation mistake, to see the checker find it",
+    )
+    _common(p, "float64")
+    p.set_defaults(run=run_check)
     return top
 
 

@@ -650,3 +650,56 @@ def test_init_scale_with_a_scaled_scheme_exits_2(tmp_path, capsys):
     assert code == 2
     assert re.search(r"--scale sets the normal scheme's standard deviation", err)
     assert not path.exists()
+
+
+# check
+
+
+def test_check_random_network_exits_0_and_prints_every_quantity(capsys):
+    code, out, _ = run(
+        capsys, "check --layers 5,4,3,1 --activation tanh --dtype float64 --m 8"
+    )
+    assert code == 0
+    assert out.startswith("network 5-4-3-1, m = 8, tanh hidden, cross_entropy cost")
+    for name in ("Z[1]", "A[3]", "dA[3]", "delta[2]", "dW[1]", "db[1]", "dA[0]"):
+        assert re.search(rf"^{re.escape(name)} ", out, re.M), name
+    assert out.rstrip().endswith(
+        "ok: every quantity of the derivation agrees with autodiff and finite "
+        "differences"
+    )
+
+
+def test_check_names_where_an_injected_mistake_first_shows(capsys):
+    # n[1] = m = 3 makes layer 2 the only one where delta[2] @ A[1] has
+    # dW[2]'s shape, so the missing transpose first shows in dW[2].
+    code, out, _ = run(
+        capsys, "check --layers 5,3,4,1 --m 3 --mistake missing_transpose_dW"
+    )
+    assert code == 1
+    assert out.startswith("with the mistake missing_transpose_dW: ")
+    assert re.search(r"^FAIL: dW\[2\] differs: max abs error ", out, re.M)
+
+
+def test_check_json_on_files(tmp_path, capsys, params_file):
+    data = write_text(tmp_path / "D.csv", CSV_TEXT)
+    code, out, _ = run(
+        capsys, "check --json --fd all --params", params_file, "--data", data
+    )
+    report = json.loads(out)
+    assert code == 0 and report["ok"] is True
+    assert report["m"] == 4 and report["first_divergence"] is None
+    assert report["mistake"] is None
+    assert all(e["ok"] or e["kink"] for e in report["finite_differences"])
+
+
+def test_check_params_without_data_exits_2(capsys, params_file):
+    code, out, err = run(capsys, "check --params", params_file)
+    assert (code, out) == (2, "")
+    assert "manual-bp check: error: --params and --data go together" in err
+
+
+def test_check_unknown_mistake_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv("check --mistake off_by_two"))
+    assert exit_.value.code == 2
+    assert "invalid choice: 'off_by_two'" in capsys.readouterr().err
