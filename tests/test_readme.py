@@ -46,3 +46,19 @@ def test_readme_quick_start_is_what_ci_runs():
     lines = block.group(1).strip().splitlines()
     assert len(lines) == 2
     assert "manual-bp example" in lines[0] and "pytest" in lines[1]
+
+
+def test_readme_check_output_is_what_the_command_prints(capsys):
+    from manual_bp.cli import main
+
+    text = README.read_text()
+    command, shown = re.search(
+        r"```bash\n(manual-bp check [^\n]*)\n```\s*ends with\s*```text\n(.*?)```",
+        text,
+        re.S,
+    ).groups()
+    assert main(command.split()[1:]) == 1
+    printed = capsys.readouterr().out.splitlines()
+    for line in shown.splitlines():
+        if line != "...":
+            assert line in printed, line
