@@ -46,6 +46,7 @@ from manual_bp._io import (
 from manual_bp._mistakes import MISTAKES, mistaken_derivation
 from manual_bp._optim import sgd_step
 from manual_bp._params import SCHEMES, Layer, check_shapes, init, layers, sizes_of
+from manual_bp._vjp import manual_cost
 
 __version__ = "0.1.0"
 
@@ -86,6 +87,7 @@ __all__ = [
     "linear_backward",
     "load_data",
     "load_params",
+    "manual_cost",
     "mistaken_derivation",
     "output_dA",
     "quadratic",
