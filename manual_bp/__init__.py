@@ -45,6 +45,7 @@ from manual_bp._io import (
 )
 from manual_bp._mistakes import MISTAKES, mistaken_derivation
 from manual_bp._optim import sgd_step
+from manual_bp._parallel import data_parallel_grad, make_data_mesh
 from manual_bp._params import SCHEMES, Layer, check_shapes, init, layers, sizes_of
 from manual_bp._vjp import manual_cost
 
@@ -76,6 +77,7 @@ __all__ = [
     "check_shapes",
     "compare",
     "cost",
+    "data_parallel_grad",
     "derivation",
     "fd_tolerance",
     "finite_differences",
@@ -87,6 +89,7 @@ __all__ = [
     "linear_backward",
     "load_data",
     "load_params",
+    "make_data_mesh",
     "manual_cost",
     "mistaken_derivation",
     "output_dA",
