@@ -34,6 +34,7 @@ from manual_bp._checker import (
     finite_differences,
 )
 from manual_bp._costs import COSTS, binary_cross_entropy, cost, quadratic
+from manual_bp._flat import flat_grad, flat_size, pack, unpack
 from manual_bp._forward import forward
 from manual_bp._io import (
     InputError,
@@ -81,6 +82,8 @@ __all__ = [
     "derivation",
     "fd_tolerance",
     "finite_differences",
+    "flat_grad",
+    "flat_size",
     "forward",
     "get_activation",
     "grad",
@@ -93,11 +96,13 @@ __all__ = [
     "manual_cost",
     "mistaken_derivation",
     "output_dA",
+    "pack",
     "quadratic",
     "save_grads",
     "save_params",
     "sgd_step",
     "sizes_of",
     "tolerance",
+    "unpack",
     "value_and_grad",
 ]

@@ -1,0 +1,236 @@
+"""Parameters and gradients as one flat buffer each: a fast path for tiny nets.
+
+For the document's 5-4-3-1 network with m = 2 a gradient is a few hundred
+floating-point operations, and its time is almost all the cost of calling a
+compiled function: each array passed in or out costs time of its own.
+`manual_bp.grad` passes 2L + 2 arrays in and 2L out (8 and 6 for the
+document's network); `flat_grad` passes three in (the packed parameters, X
+and Y) and one out (the packed gradients).
+
+The flat layout of a network of widths n[0], ..., n[L]:
+
+    flat = [W[1] row by row, b[1], W[2] row by row, b[2], ..., W[L], b[L]]
+
+of length P = sum over l of n[l] (n[l-1] + 1). Packed gradients have the
+same layout, dW[l] where W[l] is and db[l] where b[l] is. `unpack` gives
+back W[l] (n[l], n[l-1]) and b[l] (n[l], 1), the document's shapes, and
+`flat_grad` runs the same hand-written forward and backward passes as
+`manual_bp.grad` on them; no autodiff is called.
+"""
+
+import functools
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.core import Tracer
+
+from manual_bp._api import _derive
+from manual_bp._params import DTYPES, Layer, check_shapes, layers
+
+_STATIC = ("sizes", "activation", "form", "cost")
+# Up to this many multiply-adds in the largest product (n[l] n[l-1] m), and
+# on the CPU, the flat gradient is compiled with XLA's matrix products kept
+# on the calling thread: handing a product of a few dozen entries to another
+# thread costs more than the product (8.4 against 10.3 us a call for
+# 5-4-3-1, m = 2; docs/benchmarks.md). Larger products may use every core.
+_ONE_THREAD_MAX_PRODUCT = 2**20
+_ONE_THREAD = {"xla_cpu_multi_thread_eigen": False}
+
+
+def _check_sizes(sizes: Any) -> tuple[int, ...]:
+    """`sizes` as a tuple of ints, or ValueError naming what is required."""
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        sizes = (sizes,)
+    if len(sizes) < 2 or any(
+        isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1
+        for n in sizes
+    ):
+        raise ValueError(
+            f"sizes must be (n[0], ..., n[L]) with L >= 1 and every n[l] a "
+            f"positive integer, e.g. (5, 4, 3, 1); got {sizes}"
+        )
+    return tuple(int(n) for n in sizes)
+
+
+def flat_size(sizes: Sequence[int]) -> int:
+    """P, the length of the flat buffer of a network of widths `sizes`.
+
+    Args:
+      sizes: the widths (n[0], ..., n[L]), for example (5, 4, 3, 1).
+
+    Returns:
+      P = sum over l of n[l] (n[l-1] + 1): the entries of every W[l] and
+      b[l]; 43 for (5, 4, 3, 1).
+
+    Raises:
+      ValueError: for fewer than two sizes or a size below 1.
+    """
+    sizes = _check_sizes(sizes)
+    return sum(n * (n_prev + 1) for n_prev, n in itertools.pairwise(sizes))
+
+
+def _check_flat(flat: Any, sizes: tuple[int, ...]) -> None:
+    """Raises ValueError unless `flat` is a float (P,) vector for `sizes`."""
+    P = flat_size(sizes)
+    shape = getattr(flat, "shape", None)
+    dtype = getattr(flat, "dtype", None)
+    problems = []
+    if shape is None or tuple(shape) != (P,):
+        shown = None if shape is None else tuple(shape)
+        problems.append(
+            f"flat has shape {shown}, expected (P,) = ({P},) for sizes {sizes}, "
+            "P being the sum over l of n[l] * (n[l-1] + 1)"
+        )
+    if dtype is None or dtype not in DTYPES:
+        problems.append(
+            f"flat has dtype {dtype}, expected float32 or float64 (half "
+            "precision is not supported: cast with .astype(jnp.float32))"
+        )
+    if problems:
+        raise ValueError("\n".join(problems))
+
+
+def _unpack(flat: jax.Array, sizes: tuple[int, ...]) -> tuple[Layer, ...]:
+    """W[l] and b[l] sliced out of a checked flat buffer, in order."""
+    params = []
+    start = 0
+    for n_prev, n in itertools.pairwise(sizes):
+        W = flat[start : start + n * n_prev].reshape(n, n_prev)
+        start += n * n_prev
+        b = flat[start : start + n].reshape(n, 1)
+        start += n
+        params.append(Layer(W, b))
+    return tuple(params)
+
+
+@jax.jit
+def pack(params: Any) -> jax.Array:
+    """The parameters in one flat buffer: W[1], b[1], ..., W[L], b[L].
+
+    Args:
+      params: the parameters, W[l] (n[l], n[l-1]) and b[l] (n[l], 1), in
+        any layout `manual_bp.grad` accepts; gradients from
+        `manual_bp.grad` pack the same way.
+
+    Returns:
+      A (P,) vector in the parameters' dtype, each W[l] row by row followed
+      by b[l], with P = sum over l of n[l] (n[l-1] + 1).
+
+    Raises:
+      ValueError: if the shapes do not chain, listing every mismatch.
+    """
+    check_shapes(params)
+    return jnp.concatenate([a.ravel() for W, b in layers(params) for a in (W, b)])
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _unpack_checked(flat: jax.Array, sizes: tuple[int, ...]) -> tuple[Layer, ...]:
+    _check_flat(flat, sizes)
+    return _unpack(flat, sizes)
+
+
+def unpack(flat: jax.Array, sizes: Sequence[int]) -> tuple[Layer, ...]:
+    """The parameters (or gradients) of a flat buffer, in the document's shapes.
+
+    Args:
+      flat: a (P,) vector laid out as `pack` writes it.
+      sizes: the widths (n[0], ..., n[L]).
+
+    Returns:
+      (Layer(W[1], b[1]), ..., Layer(W[L], b[L])) with W[l] (n[l], n[l-1])
+      and b[l] (n[l], 1), in flat's dtype; for gradients, dW[l] and db[l].
+
+    Raises:
+      ValueError: if `sizes` is not a sequence of two or more positive
+        integers, or `flat` is not a float vector of length
+        P = sum over l of n[l] (n[l-1] + 1); the message gives P.
+    """
+    return _unpack_checked(flat, _check_sizes(sizes))
+
+
+def _flat_grad(
+    flat: jax.Array,
+    X: jax.Array,
+    Y: jax.Array,
+    sizes: tuple[int, ...],
+    activation: str,
+    form: str,
+    cost: str,
+) -> jax.Array:
+    sizes = _check_sizes(sizes)
+    _check_flat(flat, sizes)
+    d = _derive(_unpack(flat, sizes), X, Y, activation, form, cost)
+    L = len(sizes) - 1
+    return jnp.concatenate(
+        [g.ravel() for l in range(1, L + 1) for g in (d.dW[l], d.db[l])]
+    )
+
+
+_flat_grad_two_threads = jax.jit(_flat_grad, static_argnames=_STATIC)
+_flat_grad_one_thread = jax.jit(
+    _flat_grad, static_argnames=_STATIC, compiler_options=_ONE_THREAD
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _one_thread(sizes: tuple[int, ...], m: int) -> bool:
+    """Whether the largest product n[l] n[l-1] m is small enough for one thread."""
+    largest = max(n * n_prev * m for n_prev, n in itertools.pairwise(sizes))
+    return largest <= _ONE_THREAD_MAX_PRODUCT and jax.default_backend() == "cpu"
+
+
+def flat_grad(
+    flat: jax.Array,
+    X: jax.Array,
+    Y: jax.Array,
+    sizes: Sequence[int],
+    activation: str = "sigmoid",
+    form: str = "fused",
+    cost: str = "cross_entropy",
+) -> jax.Array:
+    """dC/dW[l] and dC/db[l] of packed parameters, packed: the fast path.
+
+    The same gradients as `pack(manual_bp.grad(unpack(flat, sizes), X, Y,
+    ...))`, computed by one jit-compiled call that moves three arrays in
+    and one out, which is what makes it faster for tiny networks. It is
+    compiled once per (sizes, m, dtype, activation, form, cost) and works
+    inside your own `jax.jit` and under `jax.vmap`.
+
+    Args:
+      flat: the parameters packed by `pack`, (P,), float32 or float64.
+      X: A[0], (n[0], m), one example per column; cast to flat's dtype.
+      Y: the labels, (n[L], m), entries in [0, 1]; cast likewise.
+      sizes: the widths (n[0], ..., n[L]), for example (5, 4, 3, 1).
+      activation: g of the hidden layers; the output layer is a sigmoid.
+      form: "fused" (delta[L] = A[L] - Y) or "document" (dA[L] times
+        sigmoid'(Z[L]) as written); see `manual_bp.backward`.
+      cost: "cross_entropy" (the document's) or "quadratic".
+
+    Returns:
+      (P,) in flat's dtype: dW[1] row by row, db[1], ..., dW[L], db[L].
+
+    Raises:
+      ValueError: if `sizes` is not two or more positive integers, if
+        `flat` is not a float vector of length P = sum over l of
+        n[l] (n[l-1] + 1) (the message gives P), or if X and Y do not
+        chain with `sizes`.
+    """
+    if type(sizes) is not tuple:
+        sizes = _check_sizes(sizes)  # a list would not hash as a static argument
+    jitted = _flat_grad_two_threads
+    # Compiler options are refused on a jit inside another trace (the
+    # caller's jax.jit or jax.vmap); there the caller's compilation decides.
+    if not (isinstance(flat, Tracer) or isinstance(X, Tracer) or isinstance(Y, Tracer)):
+        try:
+            if _one_thread(sizes, X.shape[-1]):
+                jitted = _flat_grad_one_thread
+        except (AttributeError, IndexError, TypeError, ValueError):
+            pass  # X has no shape or axes, or sizes are wrong: checked below
+    # Positional: a jitted call with keyword arguments costs ~0.3 us more.
+    return jitted(flat, X, Y, sizes, activation, form, cost)
