@@ -48,6 +48,7 @@ from manual_bp._mistakes import MISTAKES, mistaken_derivation
 from manual_bp._optim import sgd_step
 from manual_bp._parallel import data_parallel_grad, make_data_mesh
 from manual_bp._params import SCHEMES, Layer, check_shapes, init, layers, sizes_of
+from manual_bp._per_example import clipped_grad, per_example_grads, per_example_norms
 from manual_bp._vjp import manual_cost
 
 __version__ = "0.1.0"
@@ -76,6 +77,7 @@ __all__ = [
     "check",
     "check_data",
     "check_shapes",
+    "clipped_grad",
     "compare",
     "cost",
     "data_parallel_grad",
@@ -97,6 +99,8 @@ __all__ = [
     "mistaken_derivation",
     "output_dA",
     "pack",
+    "per_example_grads",
+    "per_example_norms",
     "quadratic",
     "save_grads",
     "save_params",

@@ -13,12 +13,19 @@ import manual_bp as mb
 README = Path(__file__).parents[1] / "README.md"
 
 
-def test_readme_example_prints_what_the_readme_shows():
-    text = README.read_text()
-    section = text.split("## Example", 1)[1]
-    code, shown = re.search(
-        r"```python\n(.*?)```\s*prints\s*```text\n(.*?)```", section, re.S
-    ).groups()
+def python_examples():
+    """Each ```python block that the README follows with "prints" and output."""
+    pattern = r"```python\n(.*?)```\s*prints\s*```text\n(.*?)```"
+    return re.findall(pattern, README.read_text(), re.S)
+
+
+def test_readme_has_examples_with_output():
+    assert len(python_examples()) >= 2
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_readme_example_prints_what_the_readme_shows(index):
+    code, shown = python_examples()[index]
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
     )
