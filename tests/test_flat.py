@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from problems import assert_close, problem
 
 import manual_bp as mb
 from manual_bp import _flat
@@ -22,26 +23,6 @@ SHAPES = {  # sizes, m
     "one-layer": ((4, 1), 3),
     "several-outputs": ((6, 5, 3), 7),
 }
-
-
-def problem(sizes, m, dtype=jnp.float64, seed=0):
-    """Seeded parameters with nonzero biases, X, and 0/1 labels, from NumPy."""
-    rng = np.random.default_rng(seed)
-    params = tuple(
-        mb.Layer(
-            jnp.asarray(rng.normal(size=(n, n_prev)) / np.sqrt(n_prev), dtype),
-            jnp.asarray(0.5 * rng.normal(size=(n, 1)), dtype),
-        )
-        for n_prev, n in itertools.pairwise(sizes)
-    )
-    X = jnp.asarray(rng.normal(size=(sizes[0], m)), dtype)
-    Y = jnp.asarray(rng.integers(0, 2, size=(sizes[-1], m)), dtype)
-    return params, X, Y
-
-
-def assert_close(actual, expected, dtype):
-    rtol, atol = mb.tolerance(np.dtype(dtype))  # the one table, mb.TOLERANCES
-    chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol, strict=True)
 
 
 reference_grad = jax.jit(jax.grad(mb.cost), static_argnums=(3, 4))

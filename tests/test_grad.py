@@ -1,7 +1,5 @@
 """The hand-written gradients against jax.grad of the same cost."""
 
-import itertools
-
 import chex
 import hypothesis.strategies as st
 import jax
@@ -9,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from problems import assert_close, problem
 
 import manual_bp as mb
 
@@ -39,33 +38,10 @@ REFERENCE_G = {
 }
 
 
-def problem(sizes, m, dtype=jnp.float64, seed=0):
-    """Seeded parameters (with nonzero biases), X and 0/1 labels.
-
-    Drawn with NumPy: a jax.random draw would compile anew for every shape.
-    """
-    rng = np.random.default_rng(seed)
-    params = tuple(
-        mb.Layer(
-            jnp.asarray(rng.normal(size=(n, n_prev)) / np.sqrt(n_prev), dtype),
-            jnp.asarray(0.5 * rng.normal(size=(n, 1)), dtype),
-        )
-        for n_prev, n in itertools.pairwise(sizes)
-    )
-    X = jnp.asarray(rng.normal(size=(sizes[0], m)), dtype)
-    Y = jnp.asarray(rng.integers(0, 2, size=(sizes[-1], m)), dtype)
-    return params, X, Y
-
-
 # jax.grad of the library's cost and of the independent one, each compiled
 # once per shape like mb.grad.
 reference_grad = jax.jit(jax.grad(mb.cost), static_argnums=(3, 4))
 independent_grad = jax.jit(jax.grad(independent_cost), static_argnums=(3, 4))
-
-
-def assert_close(actual, expected, dtype):
-    rtol, atol = mb.tolerance(np.dtype(dtype))
-    chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol, strict=True)
 
 
 @pytest.mark.parametrize("mode", MODES)

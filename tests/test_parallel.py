@@ -16,8 +16,8 @@ from pathlib import Path
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
+from problems import assert_close, problem
 
 import manual_bp as mb
 from manual_bp._parallel import data_parallel_grad, make_data_mesh
@@ -108,26 +108,6 @@ ONE_DEVICE_CASES = list(
         strict=False,
     )
 )
-
-
-def problem(sizes, m, dtype=jnp.float64, seed=0):
-    """Seeded parameters with nonzero biases, X, and 0/1 labels, from NumPy."""
-    rng = np.random.default_rng(seed)
-    params = tuple(
-        mb.Layer(
-            jnp.asarray(rng.normal(size=(n, n_prev)) / np.sqrt(n_prev), dtype),
-            jnp.asarray(0.5 * rng.normal(size=(n, 1)), dtype),
-        )
-        for n_prev, n in itertools.pairwise(sizes)
-    )
-    X = jnp.asarray(rng.normal(size=(sizes[0], m)), dtype)
-    Y = jnp.asarray(rng.integers(0, 2, size=(sizes[-1], m)), dtype)
-    return params, X, Y
-
-
-def assert_close(actual, expected, dtype):
-    rtol, atol = mb.tolerance(dtype)  # the one table, mb.TOLERANCES
-    chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol, strict=True)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 from jax.test_util import check_grads
+from problems import assert_close, problem
 
 import manual_bp as mb
 from manual_bp._vjp import manual_cost
@@ -21,26 +22,6 @@ CASES = list(itertools.product(mb.ACTIVATIONS, mb.FORMS, mb.COSTS))
 # manual_cost's strings, in its order: activation, cost, form.
 DEFAULTS = ("sigmoid", "cross_entropy", "fused")
 FORWARD_MODE = r"reverse mode only.*jax\.jvp, jax\.jacfwd.*manual_bp\.cost"
-
-
-def problem(sizes, m, dtype=jnp.float64, seed=0):
-    """Seeded parameters with nonzero biases, X, and 0/1 labels, from NumPy."""
-    rng = np.random.default_rng(seed)
-    params = tuple(
-        mb.Layer(
-            jnp.asarray(rng.normal(size=(n, n_prev)) / np.sqrt(n_prev), dtype),
-            jnp.asarray(0.5 * rng.normal(size=(n, 1)), dtype),
-        )
-        for n_prev, n in itertools.pairwise(sizes)
-    )
-    X = jnp.asarray(rng.normal(size=(sizes[0], m)), dtype)
-    Y = jnp.asarray(rng.integers(0, 2, size=(sizes[-1], m)), dtype)
-    return params, X, Y
-
-
-def assert_close(actual, expected, dtype):
-    rtol, atol = mb.tolerance(dtype)  # the one table, mb.TOLERANCES
-    chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol, strict=True)
 
 
 # d/d(params, X, Y) of manual_cost, compiled once per shape and strings.

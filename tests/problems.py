@@ -1,0 +1,34 @@
+"""Seeded problems and the one comparison the test modules share."""
+
+import itertools
+
+import chex
+import jax.numpy as jnp
+import numpy as np
+
+import manual_bp as mb
+
+
+def problem(sizes, m, dtype=jnp.float64, seed=0):
+    """Seeded parameters (with nonzero biases), X and 0/1 labels.
+
+    Drawn with NumPy: a jax.random draw would compile anew for every shape.
+    """
+    rng = np.random.default_rng(seed)
+    params = tuple(
+        mb.Layer(
+            jnp.asarray(rng.normal(size=(n, n_prev)) / np.sqrt(n_prev), dtype),
+            jnp.asarray(0.5 * rng.normal(size=(n, 1)), dtype),
+        )
+        for n_prev, n in itertools.pairwise(sizes)
+    )
+    X = jnp.asarray(rng.normal(size=(sizes[0], m)), dtype)
+    Y = jnp.asarray(rng.integers(0, 2, size=(sizes[-1], m)), dtype)
+    return params, X, Y
+
+
+def assert_close(actual, expected, dtype):
+    """Whole trees equal in structure, shape and dtype, values within the
+    dtype's tolerance from the one table, `mb.TOLERANCES`."""
+    rtol, atol = mb.tolerance(np.dtype(dtype))
+    chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol, strict=True)
