@@ -25,11 +25,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.core import Tracer
 
 from manual_bp._api import _derive
-from manual_bp._params import DTYPES, Layer, check_shapes, layers
+from manual_bp._params import DTYPES, Layer, check_shapes, check_sizes, layers
 
 _STATIC = ("sizes", "activation", "form", "cost")
 # Up to this many multiply-adds in the largest product (n[l] n[l-1] m), and
@@ -39,23 +38,6 @@ _STATIC = ("sizes", "activation", "form", "cost")
 # 5-4-3-1, m = 2; docs/benchmarks.md). Larger products may use every core.
 _ONE_THREAD_MAX_PRODUCT = 2**20
 _ONE_THREAD = {"xla_cpu_multi_thread_eigen": False}
-
-
-def _check_sizes(sizes: Any) -> tuple[int, ...]:
-    """`sizes` as a tuple of ints, or ValueError naming what is required."""
-    try:
-        sizes = tuple(sizes)
-    except TypeError:
-        sizes = (sizes,)
-    if len(sizes) < 2 or any(
-        isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1
-        for n in sizes
-    ):
-        raise ValueError(
-            f"sizes must be (n[0], ..., n[L]) with L >= 1 and every n[l] a "
-            f"positive integer, e.g. (5, 4, 3, 1); got {sizes}"
-        )
-    return tuple(int(n) for n in sizes)
 
 
 def flat_size(sizes: Sequence[int]) -> int:
@@ -71,7 +53,7 @@ def flat_size(sizes: Sequence[int]) -> int:
     Raises:
       ValueError: for fewer than two sizes or a size below 1.
     """
-    sizes = _check_sizes(sizes)
+    sizes = check_sizes(sizes)
     return sum(n * (n_prev + 1) for n_prev, n in itertools.pairwise(sizes))
 
 
@@ -151,7 +133,7 @@ def unpack(flat: jax.Array, sizes: Sequence[int]) -> tuple[Layer, ...]:
         integers, or `flat` is not a float vector of length
         P = sum over l of n[l] (n[l-1] + 1); the message gives P.
     """
-    return _unpack_checked(flat, _check_sizes(sizes))
+    return _unpack_checked(flat, check_sizes(sizes))
 
 
 def _flat_grad(
@@ -163,7 +145,7 @@ def _flat_grad(
     form: str,
     cost: str,
 ) -> jax.Array:
-    sizes = _check_sizes(sizes)
+    sizes = check_sizes(sizes)
     _check_flat(flat, sizes)
     d = _derive(_unpack(flat, sizes), X, Y, activation, form, cost)
     L = len(sizes) - 1
@@ -222,7 +204,7 @@ def flat_grad(
         chain with `sizes`.
     """
     if type(sizes) is not tuple:
-        sizes = _check_sizes(sizes)  # a list would not hash as a static argument
+        sizes = check_sizes(sizes)  # a list would not hash as a static argument
     jitted = _flat_grad_two_threads
     # Compiler options are refused on a jit inside another trace (the
     # caller's jax.jit or jax.vmap); there the caller's compilation decides.

@@ -33,6 +33,28 @@ class Layer(NamedTuple):
     b: jax.Array
 
 
+def check_sizes(sizes: Any) -> tuple[int, ...]:
+    """`sizes` as a tuple of ints (n[0], ..., n[L]), or ValueError.
+
+    Raises:
+      ValueError: for fewer than two sizes or a size that is not a positive
+        integer (2.0 included: widths are counts).
+    """
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        sizes = (sizes,)
+    if len(sizes) < 2 or any(
+        isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1
+        for n in sizes
+    ):
+        raise ValueError(
+            f"sizes must be (n[0], ..., n[L]) with L >= 1 and every n[l] a "
+            f"positive integer, got {sizes}"
+        )
+    return tuple(int(n) for n in sizes)
+
+
 def init(
     sizes: Sequence[int],
     key: jax.Array,
@@ -58,15 +80,7 @@ def init(
       ValueError: for fewer than two sizes, a size below 1, or an unknown
         scheme.
     """
-    sizes = tuple(sizes)
-    if len(sizes) < 2 or any(
-        isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1
-        for n in sizes
-    ):
-        raise ValueError(
-            f"sizes must be (n[0], ..., n[L]) with L >= 1 and every n[l] a "
-            f"positive integer, got {sizes}"
-        )
+    sizes = check_sizes(sizes)
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive finite number, got {scale}")
     if scheme not in SCHEMES:
