@@ -319,7 +319,7 @@ def run_rung(
 
 
 def targets(rung: dict, largest: bool) -> list[str]:
-    """The issue's targets on this rung, each with its measured value."""
+    """The speed targets on this rung, each with its measured value."""
     rows, mem = rung["contenders"], rung["temp_bytes"]
     fastest = min(rows[p]["time_s"] for p in PEERS if p in rows)
     ratio = rows["manual_bp.grad"]["time_s"] / fastest

@@ -21,7 +21,7 @@ numbers here are placeholders)
     ...
 
 then a note per network (clip norm, parameter count, anything skipped or
-chunked) and the issue's two targets with "met" or "NOT met":
+chunked) and the two speed targets with "met" or "NOT met":
 
     target, clipped gradient at 784-128-64-1, m = 256: vmap route / ours
     = 70x, at least 30x: met
@@ -81,7 +81,7 @@ from manual_bp._per_example import (  # noqa: E402
 NETWORKS = ((5, 4, 3, 1), (784, 128, 64, 1), (1024, 1024, 1024, 1))
 M = (2, 256, 1024)
 QUICK_M = (2, 256, 128)  # --quick: the largest network with fewer examples
-TARGET_NETWORK = (784, 128, 64, 1)  # where the issue states its two targets
+TARGET_NETWORK = (784, 128, 64, 1)  # where the two speed targets are set
 CLIPPED_SPEEDUP = 30.0  # clipped gradient: vmap route / ours, at least
 NORMS_OVER_GRAD = 1.5  # per-example norms: ours / manual_bp.grad, at most
 QUANTITIES = {
@@ -316,7 +316,7 @@ def table(rows):
 
 
 def targets(rows, norms_over_grad):
-    """The issue's two targets at TARGET_NETWORK: [{"target", "met"}]."""
+    """The two speed targets at TARGET_NETWORK: [{"target", "met"}]."""
     name = "-".join(map(str, TARGET_NETWORK))
     found = []
     for r in rows:
