@@ -34,6 +34,7 @@ from manual_bp._checker import (
     finite_differences,
 )
 from manual_bp._costs import COSTS, binary_cross_entropy, cost, quadratic
+from manual_bp._draw import draw_network
 from manual_bp._flat import flat_grad, flat_size, pack, unpack
 from manual_bp._forward import forward
 from manual_bp._io import (
@@ -49,6 +50,12 @@ from manual_bp._optim import sgd_step
 from manual_bp._parallel import data_parallel_grad, make_data_mesh
 from manual_bp._params import SCHEMES, Layer, check_shapes, init, layers, sizes_of
 from manual_bp._per_example import clipped_grad, per_example_grads, per_example_norms
+from manual_bp._render import (
+    MAX_PRINTED,
+    RenderSettings,
+    render_latex,
+    render_markdown,
+)
 from manual_bp._vjp import manual_cost
 
 __version__ = "0.1.0"
@@ -57,6 +64,7 @@ __all__ = [
     "ACTIVATIONS",
     "COSTS",
     "FORMS",
+    "MAX_PRINTED",
     "MISTAKES",
     "SCHEMES",
     "TOLERANCES",
@@ -67,6 +75,7 @@ __all__ = [
     "FiniteDifference",
     "InputError",
     "Layer",
+    "RenderSettings",
     "Report",
     "Tolerance",
     "activation_backward",
@@ -82,6 +91,7 @@ __all__ = [
     "cost",
     "data_parallel_grad",
     "derivation",
+    "draw_network",
     "fd_tolerance",
     "finite_differences",
     "flat_grad",
@@ -102,6 +112,8 @@ __all__ = [
     "per_example_grads",
     "per_example_norms",
     "quadratic",
+    "render_latex",
+    "render_markdown",
     "save_grads",
     "save_params",
     "sgd_step",

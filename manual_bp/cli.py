@@ -4,6 +4,8 @@
     manual-bp init --layers 5,4,3,1 --out params.npz
     manual-bp grad --params params.npz --data data.csv --out grads.npz
     manual-bp check --layers 5,4,3,1 --activation tanh --m 8
+    manual-bp example --format latex > example.tex
+    manual-bp draw --layers 5,4,3,1 --out net.png
 
 Exit status: 0 when the hand-written gradients match jax.grad (for check:
 every quantity agrees with autodiff and finite differences), 1 when they do
@@ -25,12 +27,15 @@ from manual_bp._backward import FORMS
 from manual_bp._check import compare
 from manual_bp._checker import FD_CHOICES, check
 from manual_bp._costs import COSTS, cost_of_output
+from manual_bp._draw import draw_network
 from manual_bp._example import DOCUMENT_M, DOCUMENT_SIZES, example_problem
 from manual_bp._io import InputError, load_data, load_params, save_grads, save_params
 from manual_bp._mistakes import MISTAKES, mistaken_derivation
 from manual_bp._params import SCHEMES, Layer, check_shapes, init
+from manual_bp._render import RenderSettings, render_latex, render_markdown
 
 DTYPES = ("float32", "float64")
+FORMATS = ("text", "markdown", "latex")
 
 
 def layer_sizes(text: str) -> tuple[int, ...]:
@@ -162,6 +167,18 @@ def run_example(args: argparse.Namespace) -> int:
     comparison = compare(
         params, X, Y, args.activation, args.form, args.cost, grads=result["grads"]
     )
+    if args.format != "text":
+        if args.json:
+            raise InputError("--json and --format markdown|latex exclude each other")
+        render = render_markdown if args.format == "markdown" else render_latex
+        settings = RenderSettings(
+            args.activation, args.form, args.cost, args.dtype, args.seed, result["cost"]
+        )
+        try:
+            print(render(result["entries"], settings), end="")
+        except ValueError as err:  # a network too large to print legibly
+            raise InputError(str(err)) from None
+        return 0 if comparison.ok else 1
     if args.json:
         print(
             json.dumps(
@@ -202,6 +219,15 @@ def run_example(args: argparse.Namespace) -> int:
         print(_matrix_text(a))
     _print_comparison(comparison, sys.stdout)
     return 0 if comparison.ok else 1
+
+
+def run_draw(args: argparse.Namespace) -> int:
+    try:
+        draw_network(args.layers, args.out)
+    except (ImportError, ValueError) as err:  # no matplotlib, or too deep
+        raise InputError(str(err)) from None
+    print(f"wrote {args.out}: the {'-'.join(map(str, args.layers))} network")
+    return 0
 
 
 def run_init(args: argparse.Namespace) -> int:
@@ -359,7 +385,31 @@ def parser() -> argparse.ArgumentParser:
         "--m", type=positive_int, default=DOCUMENT_M, help="examples (default: 2)"
     )
     _common(p, "float64")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text: the plain printout; markdown or latex: the derivation laid "
+        "out as the document, each equation with its numbers and dimensions, "
+        "for widths and m up to 12 (default: %(default)s)",
+    )
     p.set_defaults(run=run_example)
+
+    p = sub.add_parser(
+        "draw",
+        help="draw the network as a PNG (needs matplotlib)",
+        description="Draws the network as the document's Figure 1: a column "
+        "of nodes per layer, labelled with n[l] and the shapes of W[l] and "
+        "b[l]. Needs matplotlib: pip install 'manual_bp[plot]'.",
+    )
+    p.add_argument(
+        "--layers",
+        type=layer_sizes,
+        default=DOCUMENT_SIZES,
+        help="widths n[0],...,n[L] (default: 5,4,3,1)",
+    )
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(run=run_draw)
 
     p = sub.add_parser(
         "init",

@@ -703,3 +703,34 @@ def test_check_unknown_mistake_exits_2(capsys):
         main(argv("check --mistake off_by_two"))
     assert exit_.value.code == 2
     assert "invalid choice: 'off_by_two'" in capsys.readouterr().err
+
+
+# example --format, draw
+
+
+@pytest.mark.parametrize(
+    ("fmt", "start"), [("latex", "\\documentclass"), ("markdown", "#")]
+)
+def test_example_format_renders_the_document(capsys, fmt, start):
+    code, out, _ = run(capsys, f"example --format {fmt}")
+    assert code == 0
+    assert out.startswith(start)
+    assert "delta" in out and "dW" in out
+
+
+def test_example_format_refuses_a_network_too_large_to_print(capsys):
+    code, out, err = run(capsys, "example --m 13 --format markdown")
+    assert (code, out) == (2, "")
+    assert re.search(r"manual-bp example: error: .*m = 13.*at most 12", err)
+
+
+def test_example_format_and_json_exclude_each_other(capsys):
+    code, _, err = run(capsys, "example --json --format latex")
+    assert code == 2 and "exclude each other" in err
+
+
+def test_draw_writes_a_png(tmp_path, capsys):
+    path = tmp_path / "net.png"
+    code, out, _ = run(capsys, "draw --layers 5,4,3,1 --out", path)
+    assert code == 0 and out == f"wrote {path}: the 5-4-3-1 network\n"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
