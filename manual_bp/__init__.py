@@ -34,6 +34,7 @@ from manual_bp._checker import (
     finite_differences,
 )
 from manual_bp._costs import COSTS, binary_cross_entropy, cost, quadratic
+from manual_bp._datasets import load_breast_cancer
 from manual_bp._draw import draw_network
 from manual_bp._flat import flat_grad, flat_size, pack, unpack
 from manual_bp._forward import forward
@@ -56,6 +57,7 @@ from manual_bp._render import (
     render_latex,
     render_markdown,
 )
+from manual_bp._train import DivergenceError, EpochStats, TrainResult, train
 from manual_bp._vjp import manual_cost
 
 __version__ = "0.1.0"
@@ -72,12 +74,15 @@ __all__ = [
     "Comparison",
     "Derivation",
     "Difference",
+    "DivergenceError",
+    "EpochStats",
     "FiniteDifference",
     "InputError",
     "Layer",
     "RenderSettings",
     "Report",
     "Tolerance",
+    "TrainResult",
     "activation_backward",
     "autodiff_derivation",
     "autodiff_grad",
@@ -102,6 +107,7 @@ __all__ = [
     "init",
     "layers",
     "linear_backward",
+    "load_breast_cancer",
     "load_data",
     "load_params",
     "make_data_mesh",
@@ -119,6 +125,7 @@ __all__ = [
     "sgd_step",
     "sizes_of",
     "tolerance",
+    "train",
     "unpack",
     "value_and_grad",
 ]

@@ -6,6 +6,7 @@
     manual-bp check --layers 5,4,3,1 --activation tanh --m 8
     manual-bp example --format latex > example.tex
     manual-bp draw --layers 5,4,3,1 --out net.png
+    manual-bp train --data breast-cancer --plot curves.png
 
 Exit status: 0 when the hand-written gradients match jax.grad (for check:
 every quantity agrees with autodiff and finite differences), 1 when they do
@@ -26,6 +27,7 @@ from manual_bp._api import derivation, value_and_grad
 from manual_bp._backward import FORMS
 from manual_bp._check import compare
 from manual_bp._checker import FD_CHOICES, check
+from manual_bp._cli_train import add_train_parser
 from manual_bp._costs import COSTS, cost_of_output
 from manual_bp._draw import draw_network
 from manual_bp._example import DOCUMENT_M, DOCUMENT_SIZES, example_problem
@@ -483,6 +485,8 @@ def parser() -> argparse.ArgumentParser:
     )
     _common(p, "float64")
     p.set_defaults(run=run_check)
+
+    add_train_parser(sub)
     return top
 
 
