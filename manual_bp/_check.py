@@ -209,7 +209,9 @@ def compare(
     if grads is None:
         grads = grad(params, X, Y, activation, form, cost)
     reference = autodiff_grad(params, X, Y, activation, cost)
-    dtype = layers(params)[0][0].dtype
+    # The dtype the gradients were computed in: float64 parameters become
+    # float32 when jax_enable_x64 is off, and are judged as float32.
+    dtype = layers(grads)[0][0].dtype
     rtol, atol = tolerance(dtype)
     rows = []
     for l, ((dW, db), (rW, rb)) in enumerate(

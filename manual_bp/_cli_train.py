@@ -31,7 +31,13 @@ import numpy as np
 from manual_bp._activations import ACTIVATIONS
 from manual_bp._costs import COSTS
 from manual_bp._datasets import DATASETS, load_dataset
-from manual_bp._io import InputError, load_data, load_params, save_params
+from manual_bp._io import (
+    InputError,
+    check_output_paths,
+    load_data,
+    load_params,
+    save_params,
+)
 from manual_bp._params import init, layers
 from manual_bp._train import (
     DivergenceError,
@@ -294,12 +300,10 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
       InputError: for a missing directory, matplotlib missing for --plot,
         or a plot format matplotlib cannot write.
     """
-    for flag in ("out", "history", "plot"):
-        path = getattr(args, flag)
-        if path is not None and not Path(path).absolute().parent.is_dir():
-            raise InputError(
-                f"--{flag} {path}: the directory {Path(path).parent} does not exist"
-            )
+    check_output_paths(
+        {f"--{flag}": getattr(args, flag) for flag in ("out", "history", "plot")},
+        {"--data": args.data, "--init": args.init},
+    )
     if args.plot is None:
         return None
     try:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from manual_bp._activations import sigmoid
 from manual_bp._forward import forward
+from manual_bp._params import check_shapes
 
 COSTS = ("cross_entropy", "quadratic")
 
@@ -29,6 +30,15 @@ def check_cost(name: str) -> None:
     """Raises ValueError unless `name` is one of `COSTS`."""
     if name not in COSTS:
         raise ValueError(f"unknown cost {name!r}; expected one of: {', '.join(COSTS)}")
+
+
+def _check_like(output: jax.Array, Y: jax.Array, name: str) -> None:
+    """Y must have the output's shape (n[L], m): a broadcast would be wrong."""
+    if jnp.shape(Y) != jnp.shape(output):
+        raise ValueError(
+            f"Y has shape {jnp.shape(Y)}, expected (n[L], m) = "
+            f"{jnp.shape(output)}, the shape of {name}"
+        )
 
 
 def binary_cross_entropy(Z_L: jax.Array, Y: jax.Array) -> jax.Array:
@@ -41,6 +51,7 @@ def binary_cross_entropy(Z_L: jax.Array, Y: jax.Array) -> jax.Array:
     Returns:
       The scalar cost, summed over output units and averaged over m.
     """
+    _check_like(Z_L, Y, "Z[L]")
     m = Z_L.shape[1]
     # -[y log s(z) + (1-y) log(1 - s(z))] = softplus(z) - y z
     return jnp.sum(jnp.logaddexp(0, Z_L) - Y * Z_L) / m
@@ -48,6 +59,7 @@ def binary_cross_entropy(Z_L: jax.Array, Y: jax.Array) -> jax.Array:
 
 def quadratic(A_L: jax.Array, Y: jax.Array) -> jax.Array:
     """C = (1/(2m)) * sum of (A[L] - Y)^2; A[L] and Y are (n[L], m)."""
+    _check_like(A_L, Y, "A[L]")
     m = A_L.shape[1]
     return jnp.sum((A_L - Y) ** 2) / (2 * m)
 
@@ -76,5 +88,6 @@ def cost(
       activation: g of the hidden layers.
       cost: "cross_entropy" (the document's) or "quadratic".
     """
+    check_shapes(params, X, Y)
     Z, _ = forward(params, X, activation)
     return cost_of_output(Z[-1], Y, cost)

@@ -45,8 +45,11 @@ def save_params(path: PathLike, params: Any) -> None:
         shape (n[l], n[l-1]) and b[l] of shape (n[l], 1).
 
     Raises:
+      ValueError: if the parameters' shapes or dtypes do not chain (the
+        file would be refused when read back).
       InputError: if the file cannot be written; nothing is left behind.
     """
+    check_shapes(params)
     arrays = {}
     for l, (W, b) in enumerate(layers(params), start=1):
         arrays[f"W{l}"] = np.asarray(W)
@@ -432,12 +435,18 @@ def _read_arrays(
     arrays, problems = {}, []
     for key in keys:
         try:
-            arrays[key] = archive[key]
+            a = archive[key]
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            a, reason = None, str(err)
+        else:
+            reason = "not an array as np.save writes it"  # numpy hands back bytes
+        if not isinstance(a, np.ndarray):
             problems.append(
-                f"{path}: {_notation(key)} cannot be read ({err}); expected a "
+                f"{path}: {_notation(key)} cannot be read ({reason}); expected a "
                 "numeric array, and pickled object arrays are never loaded"
             )
+        else:
+            arrays[key] = a
     if problems:
         raise InputError("\n".join(problems))
     return arrays
@@ -510,3 +519,42 @@ def _key_problems(missing: list[str], extra: list[str]) -> str:
 
 def _reason(err: OSError) -> str:
     return err.strerror or str(err)
+
+
+def check_output_paths(
+    outputs: dict[str, PathLike | None], inputs: dict[str, PathLike | None]
+) -> None:
+    """Checks, before any work, that the command's outputs can be written.
+
+    Args:
+      outputs: flag -> path to write (None: not asked for), e.g.
+        {"--out": "grads.npz"}.
+      inputs: flag -> path read, which no output may replace.
+
+    Raises:
+      InputError: for an empty path, a directory that does not exist or is
+        not writable, two outputs on one path, or an output on an input.
+    """
+    seen: dict[str, str] = {}
+    for flag, path in inputs.items():
+        if path is not None and os.path.exists(path):
+            seen[os.path.realpath(path)] = f"{flag}, which is read"
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        if not os.fspath(path):
+            raise InputError(f"{flag}: the path is empty")
+        directory = Path(path).absolute().parent
+        if not directory.is_dir():
+            raise InputError(f"{flag} {path}: the directory {directory} does not exist")
+        if not os.access(directory, os.W_OK):
+            raise InputError(
+                f"{flag} {path}: the directory {directory} is not writable"
+            )
+        real = os.path.realpath(path)
+        if real in seen:
+            raise InputError(
+                f"{flag} {path}: the same file as {seen[real]}; writing it would "
+                "destroy that, so give another path"
+            )
+        seen[real] = flag

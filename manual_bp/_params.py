@@ -83,6 +83,8 @@ def init(
     sizes = check_sizes(sizes)
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive finite number, got {scale}")
+    if np.dtype(dtype) not in DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     if scheme not in SCHEMES:
         raise ValueError(
             f"unknown scheme {scheme!r}; expected one of: {', '.join(SCHEMES)}"
@@ -97,6 +99,11 @@ def init(
         }[scheme]
         W = std * jax.random.normal(k, (n, n_prev), dtype)
         b = jnp.zeros((n, 1), dtype)
+        if not bool(jnp.all(jnp.isfinite(W))):
+            raise ValueError(
+                f"scale {scale} overflows {np.dtype(dtype)}: W[{len(params) + 1}] "
+                "is not finite"
+            )
         params.append(Layer(W.astype(dtype), b))
     return tuple(params)
 
@@ -186,6 +193,11 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
             n_l = b_shape[0] if b_shape else None
         else:
             n_l = w_shape[0]
+            if n_l == 0:
+                problems.append(
+                    f"layer {l}: W[{l}] has shape {w_shape}, so n[{l}] = 0; "
+                    "every layer needs at least one unit"
+                )
             if n_prev is None:
                 n_prev = w_shape[1]
                 n[0] = n_prev
@@ -210,10 +222,16 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
         for name, a in ((f"W[{l}]", W), (f"b[{l}]", b)):
             a_dtype = getattr(a, "dtype", None)
             if a_dtype is None or a_dtype not in DTYPES:
+                half = a_dtype in (jnp.float16, jnp.bfloat16)
                 problems.append(
                     f"layer {l}: {name} has dtype {a_dtype}, expected float32 "
-                    "or float64 (half precision is not supported: cast with "
-                    ".astype(jnp.float32))"
+                    "or float64"
+                    + (
+                        " (half precision is not supported: cast with "
+                        ".astype(jnp.float32))"
+                        if half
+                        else ""
+                    )
                 )
             elif dtype is None:
                 dtype = (name, a_dtype)

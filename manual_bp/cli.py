@@ -15,6 +15,7 @@ not, 2 for bad input (nothing is written then).
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +32,14 @@ from manual_bp._cli_train import add_train_parser
 from manual_bp._costs import COSTS, cost_of_output
 from manual_bp._draw import draw_network
 from manual_bp._example import DOCUMENT_M, DOCUMENT_SIZES, example_problem
-from manual_bp._io import InputError, load_data, load_params, save_grads, save_params
+from manual_bp._io import (
+    InputError,
+    check_output_paths,
+    load_data,
+    load_params,
+    save_grads,
+    save_params,
+)
 from manual_bp._mistakes import MISTAKES, mistaken_derivation
 from manual_bp._params import SCHEMES, Layer, check_shapes, init
 from manual_bp._render import RenderSettings, render_latex, render_markdown
@@ -224,6 +232,7 @@ def run_example(args: argparse.Namespace) -> int:
 
 
 def run_draw(args: argparse.Namespace) -> int:
+    check_output_paths({"--out": args.out}, {})
     try:
         draw_network(args.layers, args.out)
     except (ImportError, ValueError) as err:  # no matplotlib, or too deep
@@ -233,6 +242,7 @@ def run_draw(args: argparse.Namespace) -> int:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    check_output_paths({"--out": args.out}, {})
     if args.scale is not None and args.scheme != "normal":
         raise InputError(
             f"--scale sets the normal scheme's standard deviation; the "
@@ -252,6 +262,9 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_grad(args: argparse.Namespace) -> int:
+    check_output_paths(
+        {"--out": args.out}, {"--params": args.params, "--data": args.data}
+    )
     params = load_params(args.params, args.dtype)
     X, Y = load_data(args.data, args.dtype)
     try:
@@ -265,7 +278,7 @@ def run_grad(args: argparse.Namespace) -> int:
     comparison = compare(
         params, X, Y, args.activation, args.form, args.cost, grads=grads
     )
-    if args.out is not None:
+    if args.out is not None and comparison.ok:
         save_grads(args.out, grads)
     if args.json:
         print(
@@ -275,7 +288,7 @@ def run_grad(args: argparse.Namespace) -> int:
                     "C": float(C),
                     "m": int(X.shape[1]),
                     "sizes": [int(X.shape[0]), *(int(W.shape[0]) for W, _ in params)],
-                    "out": args.out,
+                    "out": args.out if comparison.ok else None,
                     "comparison": comparison.to_dict(),
                 },
                 indent=1,
@@ -284,8 +297,10 @@ def run_grad(args: argparse.Namespace) -> int:
     else:
         print(f"C = {float(C):.10g}  ({args.cost} cost over m = {X.shape[1]})")
         _print_comparison(comparison, sys.stdout)
-        if args.out is not None:
+        if args.out is not None and comparison.ok:
             print(f"wrote {args.out}: dW1, db1, ..., dW{len(params)}, db{len(params)}")
+        elif args.out is not None:
+            print(f"{args.out} not written: the gradients do not match jax.grad")
     return 0 if comparison.ok else 1
 
 
@@ -498,6 +513,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"manual-bp {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"manual-bp {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (| head): stop quietly, as a
+        # filter should, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

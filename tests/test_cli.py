@@ -627,8 +627,8 @@ def test_grad_out_in_missing_directory_exits_2(tmp_path, capsys, grad_csv):
     assert code == 2
     assert out == ""
     assert re.fullmatch(
-        rf"manual-bp grad: error: {re.escape(str(out_path))}: cannot write: "
-        r"No such file or directory\n",
+        rf"manual-bp grad: error: --out {re.escape(str(out_path))}: the "
+        rf"directory {re.escape(str(out_path.parent))} does not exist\n",
         err,
     )
     assert not out_path.parent.exists()
@@ -734,3 +734,32 @@ def test_draw_writes_a_png(tmp_path, capsys):
     code, out, _ = run(capsys, "draw --layers 5,4,3,1 --out", path)
     assert code == 0 and out == f"wrote {path}: the 5-4-3-1 network\n"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_grad_out_on_an_input_exits_2_and_keeps_the_input(
+    tmp_path, capsys, params_file
+):
+    before = params_file.read_bytes()
+    data = write_text(tmp_path / "D.csv", CSV_TEXT)
+    code, _, err = run(
+        capsys, "grad --params", params_file, "--data", data, "--out", params_file
+    )
+    assert code == 2 and "the same file as --params" in err
+    assert params_file.read_bytes() == before
+
+
+def test_init_empty_out_exits_2(capsys):
+    code, _, err = run(capsys, "init --layers 3,1 --out=")
+    assert code == 2 and "--out: the path is empty" in err
+
+
+def test_grad_npz_member_that_is_not_an_array_exits_2(tmp_path, capsys):
+    import zipfile
+
+    junk = tmp_path / "junk.npz"
+    with zipfile.ZipFile(junk, "w") as archive:
+        archive.writestr("W1.npy", b"garbage")
+        archive.writestr("b1.npy", b"garbage")
+    data = write_text(tmp_path / "D.csv", CSV_TEXT)
+    code, _, err = run(capsys, "grad --params", junk, "--data", data)
+    assert code == 2 and "W[1] cannot be read" in err

@@ -367,12 +367,12 @@ SHAPE_ERRORS = {
     ),
     "W_not_floating": (
         _W_integer,
-        r"^layer 1: W\[1\] has dtype int32, expected float32 or float64 "
-        r"\(half precision is not supported: cast with \.astype\(jnp\.float32\)\)$",
+        r"^layer 1: W\[1\] has dtype int32, expected float32 or float64$",
     ),
     "W_half_precision": (
         _W_float16,
-        r"^layer 1: W\[1\] has dtype float16, expected float32 or float64 ",
+        r"^layer 1: W\[1\] has dtype float16, expected float32 or float64 "
+        r"\(half precision is not supported: cast with \.astype\(jnp\.float32\)\)$",
     ),
     "mixed_dtypes": (
         _mixed_dtypes,
@@ -471,3 +471,25 @@ def test_grad_raises_check_shapes_error_inside_outer_jit():
 def test_init_rejects_a_scale_that_is_not_positive_and_finite(scale):
     with pytest.raises(ValueError, match=r"scale must be a positive finite number"):
         manual_bp.init((3, 2), jax.random.key(0), "normal", scale)
+
+
+def test_check_shapes_refuses_a_layer_of_width_zero():
+    params = [
+        (jnp.zeros((0, 3)), jnp.zeros((0, 1))),
+        (jnp.zeros((1, 0)), jnp.zeros((1, 1))),
+    ]
+    with pytest.raises(
+        ValueError, match=r"layer 1: W\[1\] has shape \(0, 3\), so n\[1\] = 0"
+    ):
+        manual_bp.check_shapes(params)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.int32], ids=str)
+def test_init_refuses_a_dtype_the_gradients_refuse(dtype):
+    with pytest.raises(ValueError, match=r"dtype must be float32 or float64"):
+        manual_bp.init((3, 2), jax.random.key(0), dtype=dtype)
+
+
+def test_init_refuses_a_scale_that_overflows_the_dtype():
+    with pytest.raises(ValueError, match=r"scale 1e\+39 overflows float32: W\[1\]"):
+        manual_bp.init((3, 2), jax.random.key(0), "normal", 1e39)
