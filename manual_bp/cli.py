@@ -26,7 +26,7 @@ import numpy as np
 from manual_bp._activations import ACTIVATIONS
 from manual_bp._api import derivation, value_and_grad
 from manual_bp._backward import FORMS
-from manual_bp._check import compare
+from manual_bp._check import compare, tolerance
 from manual_bp._checker import FD_CHOICES, check
 from manual_bp._cli_train import add_train_parser
 from manual_bp._costs import COSTS, cost_of_output
@@ -233,6 +233,8 @@ def run_example(args: argparse.Namespace) -> int:
 
 def run_draw(args: argparse.Namespace) -> int:
     check_output_paths({"--out": args.out}, {})
+    if not args.out.lower().endswith(".png"):
+        raise InputError(f"--out {args.out}: draw writes a PNG; name it .png")
     try:
         draw_network(args.layers, args.out)
     except (ImportError, ValueError) as err:  # no matplotlib, or too deep
@@ -323,7 +325,7 @@ def run_check(args: argparse.Namespace) -> int:
         params, X, Y = example_problem(
             args.seed, args.layers, args.m, np.dtype(args.dtype)
         )
-    hand_written = None
+    hand_written, note = None, None
     if args.mistake is not None:
         try:
             hand_written = mistaken_derivation(
@@ -331,6 +333,19 @@ def run_check(args: argparse.Namespace) -> int:
             )
         except ValueError as err:
             raise InputError(str(err)) from None
+        clean = derivation(params, X, Y, args.activation, args.form, args.cost)
+        rtol, atol = tolerance(np.dtype(args.dtype))
+        if all(
+            np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+            for a, b in zip(
+                jax.tree.leaves(hand_written), jax.tree.leaves(clean), strict=True
+            )
+        ):
+            note = (
+                f"note: {args.mistake} changes nothing on this network (its "
+                "shapes, activation or form hide it), so there is nothing to "
+                "find; see its description above"
+            )
     report = check(
         params,
         X,
@@ -344,10 +359,16 @@ def run_check(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     if args.json:
-        print(json.dumps({**report.to_dict(), "mistake": args.mistake}, indent=1))
+        print(
+            json.dumps(
+                {**report.to_dict(), "mistake": args.mistake, "note": note}, indent=1
+            )
+        )
     else:
         if args.mistake is not None:
             print(f"with the mistake {args.mistake}: {MISTAKES[args.mistake]}")
+        if note is not None:
+            print(note)
         print(report)
     return 0 if report.ok else 1
 

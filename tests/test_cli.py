@@ -763,3 +763,18 @@ def test_grad_npz_member_that_is_not_an_array_exits_2(tmp_path, capsys):
     data = write_text(tmp_path / "D.csv", CSV_TEXT)
     code, _, err = run(capsys, "grad --params", junk, "--data", data)
     assert code == 2 and "W[1] cannot be read" in err
+
+
+def test_check_says_when_a_mistake_changes_nothing(capsys):
+    # 5-4-3-1 with m = 8 has no layer with n[l-1] = m: no square product
+    # where the missing transpose would type-check.
+    code, out, _ = run(capsys, "check --mistake missing_transpose_dW")
+    assert code == 0
+    assert out.splitlines()[1].startswith(
+        "note: missing_transpose_dW changes nothing on this network"
+    )
+
+
+def test_draw_refuses_an_out_that_is_not_png(tmp_path, capsys):
+    code, _, err = run(capsys, "draw --out", tmp_path / "net.pdf")
+    assert code == 2 and "draw writes a PNG; name it .png" in err
