@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 from manual_bp._activations import ACTIVATIONS
+from manual_bp._arguments import positive_float, positive_int, seed
 from manual_bp._costs import COSTS
 from manual_bp._datasets import DATASETS, load_dataset
 from manual_bp._io import (
@@ -79,36 +80,16 @@ def hidden_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
 def batch_size(text: str) -> int | None:
     """An integer >= 1, or "full" (None): all training columns in one step."""
     if text == "full":
         return None
     try:
-        return _positive_int(text)
+        return positive_int(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected an integer >= 1 or 'full', got {text!r}"
         ) from None
-
-
-def learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def fraction(text: str) -> float:
@@ -119,18 +100,6 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(
             f"expected a number from 0 up to (not including) 1, got {text!r}"
-        )
-    return value
-
-
-def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer from 0 to 2**63 - 1, got {text!r}"
         )
     return value
 
@@ -169,9 +138,9 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
         help="g of the hidden layers; the output is a sigmoid (default: %(default)s)",
     )
     p.add_argument("--cost", choices=COSTS, default="cross_entropy")
-    p.add_argument("--epochs", type=_positive_int, default=30, help="(default: 30)")
+    p.add_argument("--epochs", type=positive_int, default=30, help="(default: 30)")
     p.add_argument(
-        "--lr", type=learning_rate, default=0.1, help="learning rate (default: 0.1)"
+        "--lr", type=positive_float, default=0.1, help="learning rate (default: 0.1)"
     )
     p.add_argument(
         "--batch-size",

@@ -25,6 +25,7 @@ import numpy as np
 
 from manual_bp._activations import ACTIVATIONS
 from manual_bp._api import derivation, value_and_grad
+from manual_bp._arguments import layer_sizes, positive_float, positive_int, seed
 from manual_bp._backward import FORMS
 from manual_bp._check import compare, tolerance
 from manual_bp._checker import FD_CHOICES, check
@@ -46,53 +47,6 @@ from manual_bp._render import RenderSettings, render_latex, render_markdown
 
 DTYPES = ("float32", "float64")
 FORMATS = ("text", "markdown", "latex")
-
-
-def layer_sizes(text: str) -> tuple[int, ...]:
-    """Parses "5,4,3,1" into (5, 4, 3, 1) for argparse."""
-    try:
-        sizes = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        sizes = ()
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected n[0],n[1],...,n[L] with L >= 1 positive integers, "
-            f"e.g. 5,4,3,1; got {text!r}"
-        )
-    return sizes
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def seed(text: str) -> int:
-    """A jax.random seed: an integer in [0, 2**63)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer from 0 to 2**63 - 1, got {text!r}"
-        )
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def walkthrough(

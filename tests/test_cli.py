@@ -246,7 +246,7 @@ def test_example_bad_m_exits_2(capsys, value):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert re.search(
-        r"manual-bp example: error: argument --m: expected a positive integer, "
+        r"manual-bp example: error: argument --m: expected an integer >= 1, "
         rf"got '{value}'",
         err,
     )
