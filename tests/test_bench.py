@@ -1,0 +1,131 @@
+"""The benchmark's own arithmetic: its NumPy peer, its FLOP count, its verdicts.
+
+scripts/bench.py compares manual_bp with a NumPy backward written in the
+script; if that peer computed something else, or the script counted FLOPs
+or judged a target wrongly, its tables would mislead. Nothing here is
+timed: the verdicts are checked on made-up rung records.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import manual_bp as mb
+
+_PATH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+_spec = importlib.util.spec_from_file_location("bench", _PATH)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "m"), [((5, 4, 3, 1), 2), ((7, 3, 1), 5), ((4, 6, 6, 2, 1), 1)]
+)
+def test_numpy_peer_equals_jax_grad(sizes, m):
+    params_np, X, Y = bench.problem(sizes, m, seed=3)
+    params_np = [(W.astype(np.float64), b.astype(np.float64)) for W, b in params_np]
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    params = tuple(mb.Layer(W.copy(), b.copy()) for W, b in params_np)
+    expected = jax.tree.leaves(jax.grad(mb.cost)(params, X, Y))
+    got = bench.numpy_grad(params_np, X, Y)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert g.shape == e.shape
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)
+
+
+def test_numpy_peer_leaves_its_inputs_alone():
+    # It works in place where it can; the caller's arrays must not change.
+    params_np, X, Y = bench.problem((5, 4, 3, 1), 2)
+    before = [a.copy() for W, b in params_np for a in (W, b)] + [X.copy(), Y.copy()]
+    bench.numpy_grad(params_np, X, Y)
+    after = [a for W, b in params_np for a in (W, b)] + [X, Y]
+    for a, b in zip(after, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_matmul_flops_counts_the_products_by_hand():
+    # 5-4-3-1, m = 2, 2 n[l] n[l-1] m per product:
+    # layer 1: forward and dW[1] (no dA[0]) 2 x (2 * 4 * 5 * 2) = 160
+    # layer 2: three products             3 x (2 * 3 * 4 * 2) = 144
+    # layer 3: three products             3 x (2 * 1 * 3 * 2) = 36
+    assert bench.matmul_flops((5, 4, 3, 1), 2) == 160 + 144 + 36
+
+
+def _rung(times, cores, sizes=(784, 128, 64, 1), m=256, peak_share=0.5):
+    """A rung record as run_rung writes it, with the given times and cores."""
+    rows = {}
+    for name, t in times.items():
+        rows[name] = {
+            "time_s": t,
+            "cores_busy": cores.get(name, 1.0),
+            "ratio": {p: t / times[p] for p in bench.PEERS if p in times},
+            "share_of_peak": peak_share,
+            "share_of_jax_product": peak_share * 1.25,
+        }
+    return {
+        "sizes": list(sizes),
+        "m": m,
+        "contenders": rows,
+        "temp_bytes": {"manual_bp.grad": 100, "flat_grad": 300, "jax.grad": 200},
+    }
+
+
+PEAKS = {"jax.jit": 80.0, "NumPy": 90.0, "PyTorch": 100.0}
+
+
+def test_targets_name_the_faster_peer_and_the_cores_it_used():
+    rung = _rung(
+        {"manual_bp.grad": 1.3, "jax.grad": 1.2, "NumPy": 1.0, "PyTorch": 1.1},
+        {"manual_bp.grad": 1.0, "jax.grad": 1.1, "NumPy": 1.9},
+    )
+    lines = bench.targets(rung, False, PEAKS)
+    assert lines[0] == (
+        "target: manual_bp.grad / fastest peer 1.30 <= 1: not met "
+        "(fastest: NumPy, 1.9 cores busy; manual_bp.grad 1.0; jax.grad 1.1)"
+    )
+    assert lines[1] == (
+        "target: memory manual_bp.grad 100 B <= jax.grad 200 B: met (flat_grad 300 B)"
+    )
+    assert len(lines) == 2  # neither the tiny nor the peak target on this rung
+
+
+def test_a_met_target_carries_no_reason():
+    rung = _rung({"manual_bp.grad": 0.9, "jax.grad": 1.0, "NumPy": 1.2}, {})
+    assert bench.targets(rung, False, PEAKS)[0] == (
+        "target: manual_bp.grad / fastest peer 0.90 <= 1: met"
+    )
+
+
+def test_tiny_target_quotes_the_call_floor():
+    rung = _rung(
+        {
+            "manual_bp.grad": 20.0,
+            "flat_grad": 8.0,
+            "jax.grad": 20.0,
+            bench.FLOOR: 6.5,
+        },
+        {},
+        sizes=(5, 4, 3, 1),
+        m=2,
+    )
+    lines = bench.targets(rung, False, PEAKS)
+    assert lines[1] == (
+        "target: flat_grad / jax.grad 0.40 <= 0.3: not met "
+        "(a call with the same arrays and no arithmetic: 0.33)"
+    )
+
+
+def test_peak_target_quotes_xla_s_own_product():
+    rung = _rung({"manual_bp.grad": 1.0, "jax.grad": 1.0}, {}, peak_share=0.72)
+    lines = bench.targets(rung, True, PEAKS)
+    # share_of_jax_product = 0.72 * 1.25 = 0.90; jax.jit's 80 of the 100 peak
+    assert lines[1] == (
+        "target: manual_bp.grad at 72% of peak (and 90% of jax.jit's product) "
+        ">= 90%: not met (jax.jit's 2048^2 product itself: 80% of peak)"
+    )
+    rung = _rung({"manual_bp.grad": 1.0, "jax.grad": 1.0}, {}, peak_share=0.95)
+    assert bench.targets(rung, True, PEAKS)[1].endswith(">= 90%: met")
