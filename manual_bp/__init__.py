@@ -36,7 +36,7 @@ from manual_bp._checker import (
 from manual_bp._costs import COSTS, binary_cross_entropy, cost, quadratic
 from manual_bp._datasets import load_breast_cancer
 from manual_bp._draw import draw_network
-from manual_bp._flat import flat_grad, flat_size, pack, unpack
+from manual_bp._flat import flat_grad, flat_sgd_step, flat_size, pack, unpack
 from manual_bp._forward import forward
 from manual_bp._io import (
     InputError,
@@ -100,6 +100,7 @@ __all__ = [
     "fd_tolerance",
     "finite_differences",
     "flat_grad",
+    "flat_sgd_step",
     "flat_size",
     "forward",
     "get_activation",

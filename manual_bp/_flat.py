@@ -167,6 +167,24 @@ def _one_thread(sizes: tuple[int, ...], m: int) -> bool:
     return largest <= _ONE_THREAD_MAX_PRODUCT and jax.default_backend() == "cpu"
 
 
+def _choose(compilations: tuple[Any, Any], sizes: tuple[int, ...], *arrays: Any) -> Any:
+    """The one-thread compilation (second) for small products, else the first.
+
+    Compiler options are refused on a jit inside another trace (the caller's
+    jax.jit or jax.vmap); there the caller's compilation decides, so traced
+    arguments take the first.
+    """
+    X = arrays[1]
+    if any(isinstance(a, Tracer) for a in arrays):
+        return compilations[0]
+    try:
+        if _one_thread(sizes, X.shape[-1]):
+            return compilations[1]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass  # X has no shape or axes, or sizes are wrong: checked when traced
+    return compilations[0]
+
+
 def flat_grad(
     flat: jax.Array,
     X: jax.Array,
@@ -205,14 +223,81 @@ def flat_grad(
     """
     if type(sizes) is not tuple:
         sizes = check_sizes(sizes)  # a list would not hash as a static argument
-    jitted = _flat_grad_two_threads
-    # Compiler options are refused on a jit inside another trace (the
-    # caller's jax.jit or jax.vmap); there the caller's compilation decides.
-    if not (isinstance(flat, Tracer) or isinstance(X, Tracer) or isinstance(Y, Tracer)):
-        try:
-            if _one_thread(sizes, X.shape[-1]):
-                jitted = _flat_grad_one_thread
-        except (AttributeError, IndexError, TypeError, ValueError):
-            pass  # X has no shape or axes, or sizes are wrong: checked below
+    jitted = _choose((_flat_grad_two_threads, _flat_grad_one_thread), sizes, flat, X, Y)
     # Positional: a jitted call with keyword arguments costs ~0.3 us more.
     return jitted(flat, X, Y, sizes, activation, form, cost)
+
+
+def _flat_sgd_step(
+    flat: jax.Array,
+    X: jax.Array,
+    Y: jax.Array,
+    learning_rate: Any,
+    sizes: tuple[int, ...],
+    activation: str,
+    form: str,
+    cost: str,
+) -> jax.Array:
+    g = _flat_grad(flat, X, Y, sizes, activation, form, cost)
+    return (flat - learning_rate * g).astype(flat.dtype)
+
+
+# (two threads, one thread) for each choice of donation. A donated flat lets
+# XLA write the new parameters into the old buffer instead of a new one.
+_STEP_STATIC = (4, 5, 6, 7)
+_flat_sgd_steps = {
+    donate: tuple(
+        jax.jit(
+            _flat_sgd_step,
+            static_argnums=_STEP_STATIC,
+            donate_argnums=(0,) if donate else (),
+            compiler_options=options,
+        )
+        for options in (None, _ONE_THREAD)
+    )
+    for donate in (False, True)
+}
+
+
+def flat_sgd_step(
+    flat: jax.Array,
+    X: jax.Array,
+    Y: jax.Array,
+    sizes: Sequence[int],
+    learning_rate: float,
+    activation: str = "sigmoid",
+    form: str = "fused",
+    cost: str = "cross_entropy",
+    *,
+    donate: bool = False,
+) -> jax.Array:
+    """One step of gradient descent on packed parameters, in one call.
+
+    Returns flat - learning_rate * flat_grad(flat, X, Y, sizes, ...), the
+    packed form of W[l] -= lr dW[l], b[l] -= lr db[l], computed by a single
+    jit-compiled call (three arrays and the learning rate in, one array
+    out) instead of a gradient call and an update call: for a network as
+    small as the document's, a training loop written in Python spends its
+    time on calls, not arithmetic. The learning rate is traced, so a
+    schedule does not recompile.
+
+    Args:
+      flat: the parameters packed by `pack`, (P,), float32 or float64.
+      X, Y, sizes, activation, form, cost: as for `flat_grad`.
+      learning_rate: the step size.
+      donate: give `flat`'s memory to the result (jax.jit's buffer
+        donation). The array passed in is then deleted on the backends that
+        support donation (CPU, GPU, TPU) and must not be used again, as in
+        `flat = flat_sgd_step(flat, ...)`. Inside your own `jax.jit` or
+        `jax.vmap` the outer compilation decides and this has no effect.
+
+    Returns:
+      The updated (P,) parameters, in flat's dtype.
+
+    Raises:
+      ValueError: as `flat_grad` does, before anything is donated.
+    """
+    if type(sizes) is not tuple:
+        sizes = check_sizes(sizes)  # a list would not hash as a static argument
+    jitted = _choose(_flat_sgd_steps[bool(donate)], sizes, flat, X, Y)
+    return jitted(flat, X, Y, learning_rate, sizes, activation, form, cost)

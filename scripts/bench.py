@@ -72,7 +72,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import manual_bp as mb
-from manual_bp._flat import _ONE_THREAD, flat_grad, pack, unpack
+from manual_bp._flat import _ONE_THREAD, flat_grad, flat_sgd_step, pack, unpack
 
 LADDER = [  # (label, widths n[0..L], m)
     ("5-4-3-1", (5, 4, 3, 1), 2),  # the document's network
@@ -346,6 +346,66 @@ def run_rung(
     }
 
 
+def run_steps(rounds: int, sample_s: float, pause_s: float) -> dict:
+    """Times one step of gradient descent on the document's network, m = 2.
+
+    What a training loop written in Python calls once per step: jax.jit of
+    jax.grad and the update W[l] -= lr dW[l] (one call, the parameters'
+    tree in and out), flat_grad followed by a jitted update (two calls),
+    and flat_sgd_step (one call), kept and donated. Every step feeds its
+    result to the next, as a loop does.
+    """
+    sizes, m, lr = (5, 4, 3, 1), 2, 0.1
+    params_np, X_np, Y_np = problem(sizes, m)
+    params = tuple(mb.Layer(jnp.asarray(W), jnp.asarray(b)) for W, b in params_np)
+    X, Y = jnp.asarray(X_np), jnp.asarray(Y_np)
+
+    @jax.jit
+    def autodiff_step(params: Any, X: jax.Array, Y: jax.Array) -> Any:
+        grads = jax.grad(mb.cost)(params, X, Y)
+        return jax.tree.map(lambda p, g: p - lr * g, params, grads)
+
+    update = jax.jit(lambda flat, g: flat - lr * g)
+
+    def looped(step: Callable[[Any], Any], start: Any) -> Callable[[], Any]:
+        state = [start]
+
+        def call() -> Any:
+            state[0] = step(state[0])
+            return state[0]
+
+        return call
+
+    calls = {
+        "jax.grad + update, one jit": looped(lambda p: autodiff_step(p, X, Y), params),
+        "flat_grad, then update": looped(
+            lambda f: update(f, flat_grad(f, X, Y, sizes)), pack(params)
+        ),
+        "flat_sgd_step": looped(
+            lambda f: flat_sgd_step(f, X, Y, sizes, lr), pack(params)
+        ),
+        "flat_sgd_step, donated": looped(
+            lambda f: flat_sgd_step(f, X, Y, sizes, lr, donate=True), pack(params)
+        ),
+    }
+    measured = measure(calls, rounds, sample_s, pause_s)
+    base = measured["jax.grad + update, one jit"][0]
+    return {name: {"time_s": t, "ratio": t / base} for name, (t, _) in measured.items()}
+
+
+def steps_markdown(steps: dict) -> str:
+    """The training-step table in Markdown."""
+    lines = [
+        "### one training step, 5-4-3-1, m = 2",
+        "",
+        "| step | time | /jax.grad step |",
+        "|---|---|---|",
+    ]
+    for name, row in steps.items():
+        lines.append(f"| {name} | {_time(row['time_s'])} | {row['ratio']:.2f} |")
+    return "\n".join(lines)
+
+
 def targets(rung: dict, largest: bool, peaks: dict[str, float]) -> list[str]:
     """The speed targets on this rung, each with its measured value.
 
@@ -522,12 +582,17 @@ def main(argv: list[str] | None = None) -> int:
     each = ", ".join(f"{k} {v:.1f}" for k, v in peaks.items())
     print(f"peak {peak:.1f} GFLOP/s; {PEAK_N}^2 product: {each}")
 
-    rungs = []
+    rungs, steps = [], None
     for i, (label, sizes, m) in enumerate(ladder):
         progress(f"rung {i + 1}/{len(ladder)}: {label}, m = {m} ...")
         rungs.append(run_rung(label, sizes, m, rounds, sample_s, pause_s, peaks))
         print()
         print(markdown(rungs[-1], (label, sizes, m) in PEAK_RUNGS, peaks))
+        if i == 0:  # the document's rung
+            progress("one training step on the document's rung ...")
+            steps = run_steps(rounds, sample_s, pause_s)
+            print()
+            print(steps_markdown(steps))
         sys.stdout.flush()
 
     if args.json:
@@ -548,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
             "pause_s": pause_s,
             "matmul_peak_gflops": peaks,
             "rungs": rungs,
+            "training_step": steps,
         }
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1)

@@ -12,7 +12,7 @@ from problems import assert_close, problem
 
 import manual_bp as mb
 from manual_bp import _flat
-from manual_bp._flat import flat_grad, flat_size, pack, unpack
+from manual_bp._flat import flat_grad, flat_sgd_step, flat_size, pack, unpack
 
 DOCUMENT_SIZES = (5, 4, 3, 1)  # the worked example's network, m = 2
 DOCUMENT_P = 43  # 4 * (5 + 1) + 3 * (4 + 1) + 1 * (3 + 1)
@@ -127,12 +127,17 @@ def test_flat_grad_equals_grad_large_products():
     assert_close(flat, pack(mb.grad(params, X, Y)), jnp.float32)
 
 
-def test_flat_grad_inside_users_jit_and_vmap_equals_direct_call():
+def batches(B, m, seed):
+    """The document's packed parameters and B stacked batches X (B, 5, m), Y."""
     params, _, _ = problem(DOCUMENT_SIZES, m=2)
-    flat = pack(params)
-    rng = np.random.default_rng(3)
-    X = jnp.asarray(rng.normal(size=(4, 5, 3)))  # B = 4 batches, m = 3
-    Y = jnp.asarray(rng.integers(0, 2, size=(4, 1, 3)), jnp.float64)
+    rng = np.random.default_rng(seed)
+    X = jnp.asarray(rng.normal(size=(B, 5, m)))
+    Y = jnp.asarray(rng.integers(0, 2, size=(B, 1, m)), jnp.float64)
+    return pack(params), X, Y
+
+
+def test_flat_grad_inside_users_jit_and_vmap_equals_direct_call():
+    flat, X, Y = batches(B=4, m=3, seed=3)
 
     @jax.jit
     def step(flat, X, Y):
@@ -187,7 +192,7 @@ def test_flat_grad_names_X_that_does_not_chain_with_sizes():
         flat_grad(pack(params), X, Y, DOCUMENT_SIZES)
 
 
-def test_flat_grad_calls_no_autodiff(monkeypatch):
+def test_flat_grad_and_step_call_no_autodiff(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("flat_grad called an autodiff entry point")
 
@@ -196,9 +201,11 @@ def test_flat_grad_calls_no_autodiff(monkeypatch):
     # Shapes used nowhere else in the suite, so the function is traced anew.
     params, X, Y = problem((7, 6, 5, 1), m=9)
     flat = flat_grad(pack(params), X, Y, (7, 6, 5, 1), "tanh", "document")
+    stepped = flat_sgd_step(pack(params), X, Y, (7, 6, 5, 1), 0.5, "tanh", "document")
     monkeypatch.undo()
     expected = reference_grad(params, X, Y, "tanh", "cross_entropy")
     assert_close(unpack(flat, (7, 6, 5, 1)), expected, jnp.float64)
+    assert_close(stepped, pack(mb.sgd_step(params, expected, 0.5)), jnp.float64)
 
 
 def test_flat_grad_compiles_once_for_repeated_shapes():
@@ -254,3 +261,82 @@ def test_grad_temporary_memory_at_most_jax_grads(sizes, m, form):
     theirs = reference_grad.lower(params, X, Y, "sigmoid", "cross_entropy").compile()
     ours_bytes = ours.memory_analysis().temp_size_in_bytes
     assert ours_bytes <= theirs.memory_analysis().temp_size_in_bytes
+
+
+# flat_sgd_step: one call for W[l] -= lr dW[l], b[l] -= lr db[l].
+
+
+@pytest.mark.parametrize("donate", [False, True], ids=["kept", "donated"])
+@pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
+def test_flat_sgd_step_equals_sgd_step_of_jax_grad(dtype, donate):
+    params, X, Y = problem(DOCUMENT_SIZES, m=2, dtype=dtype)
+    expected = pack(
+        mb.sgd_step(params, reference_grad(params, X, Y, "tanh", "cross_entropy"), 0.5)
+    )
+    got = flat_sgd_step(pack(params), X, Y, DOCUMENT_SIZES, 0.5, "tanh", donate=donate)
+    assert got.dtype == dtype
+    assert_close(got, expected, dtype)
+
+
+def test_flat_sgd_step_equals_flat_grad_update_on_large_products():
+    sizes, m = (256, 64, 1), 128  # the two-thread compilation
+    assert not _flat._one_thread(sizes, m)
+    params, X, Y = problem(sizes, m)
+    flat = pack(params)
+    expected = flat - 0.25 * flat_grad(flat, X, Y, sizes, "relu", "document")
+    got = flat_sgd_step(flat, X, Y, sizes, 0.25, "relu", "document")
+    assert_close(got, expected, jnp.float64)
+
+
+def test_flat_sgd_step_donated_deletes_the_input_and_kept_does_not():
+    params, X, Y = problem(DOCUMENT_SIZES, m=2)
+    kept = pack(params)
+    flat_sgd_step(kept, X, Y, DOCUMENT_SIZES, 0.1)
+    assert not kept.is_deleted()
+    donated = pack(params)
+    new = flat_sgd_step(donated, X, Y, DOCUMENT_SIZES, 0.1, donate=True)
+    assert donated.is_deleted()
+    assert_close(new, flat_sgd_step(kept, X, Y, DOCUMENT_SIZES, 0.1), jnp.float64)
+
+
+def test_flat_sgd_step_bad_input_raises_before_donating():
+    params, _, Y = problem(DOCUMENT_SIZES, m=2)
+    flat = pack(params)
+    with pytest.raises(ValueError, match=r"n\[0\] = 6 being the rows of A\[0\]"):
+        flat_sgd_step(flat, jnp.zeros((6, 2)), Y, DOCUMENT_SIZES, 0.1, donate=True)
+    assert not flat.is_deleted()
+    with pytest.raises(ValueError, match=r"flat has shape \(42,\), expected"):
+        flat_sgd_step(flat[:42], jnp.zeros((5, 2)), Y, DOCUMENT_SIZES, 0.1)
+
+
+def test_flat_sgd_step_training_loop_matches_grad_training_loop():
+    # Thirty steps with a decaying learning rate; neither path calls
+    # autodiff, and the rate is traced, so the step compiles once.
+    sizes, m = (3, 4, 1), 5  # shapes used nowhere else in the suite
+    params, X, Y = problem(sizes, m)
+    flat = pack(params)
+    compiled = _flat._flat_sgd_steps[True][1]
+    before = compiled._cache_size()
+    for k in range(30):
+        lr = 1.0 / (1 + k)
+        params = mb.sgd_step(params, mb.grad(params, X, Y), lr)
+        flat = flat_sgd_step(flat, X, Y, list(sizes), lr, donate=True)
+    assert compiled._cache_size() == before + 1
+    assert_close(flat, pack(params), jnp.float64)
+
+
+def test_flat_sgd_step_inside_users_jit_and_vmap():
+    flat, X, Y = batches(B=3, m=2, seed=5)
+    batched = jax.jit(
+        jax.vmap(
+            lambda x, y: flat_sgd_step(flat, x, y, DOCUMENT_SIZES, 0.3, donate=True)
+        )
+    )
+    steps = batched(X, Y)
+    assert not flat.is_deleted()  # the outer compilation decides: nothing donated
+    for i in range(3):
+        assert_close(
+            steps[i],
+            flat - 0.3 * flat_grad(flat, X[i], Y[i], DOCUMENT_SIZES),
+            jnp.float64,
+        )
