@@ -39,6 +39,7 @@ from manual_bp._io import (
     load_params,
     save_params,
 )
+from manual_bp._memory import advice, check_memory
 from manual_bp._params import init, layers
 from manual_bp._train import (
     DivergenceError,
@@ -209,15 +210,26 @@ def run_train(args: argparse.Namespace) -> int:
         s = standardization(X_train)
         X_train, X_val = standardize(X_train, s), standardize(X_val, s)
 
+    params = None
     if args.init is not None:
         params = load_params(args.init, dtype)
         _check_init(args.init, params, X.shape[0], args.layers, Y.shape[0])
-        if s is not None:
-            params = unfold(params, s)
+        hidden = tuple(W.shape[0] for W, _ in layers(params)[:-1])
     else:
         hidden = DEFAULT_HIDDEN if args.layers is None else args.layers
-        sizes = (X.shape[0], *hidden, Y.shape[0])
+    sizes = (X.shape[0], *hidden, Y.shape[0])
+    check_memory(
+        sizes,
+        X.shape[1],
+        dtype,
+        f"widths {','.join(map(str, sizes))} (n[0] and n[{len(hidden) + 1}] from "
+        f"{args.data}) on m = {X.shape[1]} examples",
+        advice(args),
+    )
+    if params is None:
         params = init(sizes, key_init, "xavier", dtype=dtype)
+    elif s is not None:
+        params = unfold(params, s)
 
     start = time.perf_counter()
     try:

@@ -10,10 +10,12 @@
 
 Exit status: 0 when the hand-written gradients match jax.grad (for check:
 every quantity agrees with autodiff and finite differences), 1 when they do
-not, 2 for bad input (nothing is written then).
+not, 2 for bad input or a network too large for the machine's memory
+(nothing is written then).
 """
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -41,6 +43,7 @@ from manual_bp._io import (
     save_grads,
     save_params,
 )
+from manual_bp._memory import advice, check_memory
 from manual_bp._mistakes import MISTAKES, mistaken_derivation
 from manual_bp._params import SCHEMES, Layer, check_shapes, init
 from manual_bp._render import RenderSettings, render_latex, render_markdown
@@ -124,7 +127,59 @@ def _print_comparison(comparison: Any, out: Any) -> None:
     print(comparison, file=out)
 
 
+def _check_layers_memory(args: argparse.Namespace) -> None:
+    """Refuses --layers (with --m, where the subcommand has it) too large."""
+    what = f"--layers {','.join(map(str, args.layers))}"
+    m = getattr(args, "m", 0)
+    if m:
+        what += f" with --m {m}"
+    check_memory(
+        args.layers, m, args.dtype, what, advice(args), _fd_entries(args.layers, args)
+    )
+
+
+def _load_problem(args: argparse.Namespace) -> tuple:
+    """(params, X, Y) of --params and --data, checked to chain and to fit."""
+    params = load_params(args.params, args.dtype)
+    X, Y = load_data(args.data, args.dtype)
+    try:
+        check_shapes(params, X, Y)
+    except ValueError as err:
+        raise InputError(
+            "\n".join(
+                f"{args.params} with {args.data}: {line}"
+                for line in str(err).splitlines()
+            )
+        ) from None
+    sizes = (X.shape[0], *(W.shape[0] for W, _ in params))
+    m = X.shape[1]
+    widths = ",".join(map(str, sizes))
+    check_memory(
+        sizes,
+        m,
+        args.dtype,
+        f"{args.params} with {args.data} (widths {widths}, m = {m})",
+        advice(args),
+        _fd_entries(sizes, args),
+    )
+    return params, X, Y
+
+
+def _fd_entries(sizes: tuple[int, ...], args: argparse.Namespace) -> int:
+    """How many entries of the W[l] and b[l] `check`'s --fd perturbs; 0 without."""
+    fd = getattr(args, "fd", "none")
+    if fd == "none":
+        return 0
+    sizes_of_arrays = [
+        size for n_prev, n in itertools.pairwise(sizes) for size in (n * n_prev, n)
+    ]
+    if fd == "all":
+        return sum(sizes_of_arrays)
+    return sum(min(size, args.fd_samples) for size in sizes_of_arrays)
+
+
 def run_example(args: argparse.Namespace) -> int:
+    _check_layers_memory(args)
     sizes, m = args.layers, args.m
     params, X, Y = example_problem(args.seed, sizes, m, np.dtype(args.dtype))
     result = walkthrough(params, X, Y, args.activation, args.form, args.cost)
@@ -204,6 +259,7 @@ def run_init(args: argparse.Namespace) -> int:
             f"--scale sets the normal scheme's standard deviation; the "
             f"{args.scheme} scheme takes it from the widths"
         )
+    _check_layers_memory(args)
     params = init(
         args.layers,
         jax.random.key(args.seed),
@@ -221,15 +277,7 @@ def run_grad(args: argparse.Namespace) -> int:
     check_output_paths(
         {"--out": args.out}, {"--params": args.params, "--data": args.data}
     )
-    params = load_params(args.params, args.dtype)
-    X, Y = load_data(args.data, args.dtype)
-    try:
-        check_shapes(params, X, Y)
-    except ValueError as err:
-        lines = str(err).splitlines()
-        raise InputError(
-            "\n".join(f"{args.params} with {args.data}: {s}" for s in lines)
-        ) from None
+    params, X, Y = _load_problem(args)
     C, grads = value_and_grad(params, X, Y, args.activation, args.form, args.cost)
     comparison = compare(
         params, X, Y, args.activation, args.form, args.cost, grads=grads
@@ -264,18 +312,9 @@ def run_check(args: argparse.Namespace) -> int:
     if (args.params is None) != (args.data is None):
         raise InputError("--params and --data go together: give both or neither")
     if args.params is not None:
-        params = load_params(args.params, args.dtype)
-        X, Y = load_data(args.data, args.dtype)
-        try:
-            check_shapes(params, X, Y)
-        except ValueError as err:
-            raise InputError(
-                "\n".join(
-                    f"{args.params} with {args.data}: {line}"
-                    for line in str(err).splitlines()
-                )
-            ) from None
+        params, X, Y = _load_problem(args)
     else:
+        _check_layers_memory(args)
         params, X, Y = example_problem(
             args.seed, args.layers, args.m, np.dtype(args.dtype)
         )

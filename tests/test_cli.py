@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import manual_bp as mb
-from manual_bp import _backward
+from manual_bp import _backward, _memory
 from manual_bp._example import example_problem
 from manual_bp.cli import main
 
@@ -778,3 +778,138 @@ def test_check_says_when_a_mistake_changes_nothing(capsys):
 def test_draw_refuses_an_out_that_is_not_png(tmp_path, capsys):
     code, _, err = run(capsys, "draw --out", tmp_path / "net.pdf")
     assert code == 2 and "draw writes a PNG; name it .png" in err
+
+
+# memory: the guard before any array is made, and XLA running out anyway
+
+
+@pytest.fixture
+def one_megabyte(monkeypatch):
+    """A machine with 1.0 MB available: a 500-wide layer no longer fits."""
+    monkeypatch.setattr(_memory, "available_memory", lambda: 1_000_000)
+
+
+# Each subcommand that builds a network, on one too large for 1.0 MB, with
+# the estimate worked out by hand (see manual_bp._memory.memory_needed):
+# P = 500 (5 + 1) + 500 (500 + 1) + 1 (500 + 1) = 254001 for 5,500,500,1.
+TOO_LARGE = [
+    pytest.param(
+        "init --layers 5,500,500,1",
+        # 2P * 4 bytes = 2032008; W[2] 500 * 500 * 4 = 1000000.
+        "--layers 5,500,500,1 needs about 2.0 MB (W[2] alone is (500, 500) = "
+        "1.0 MB in float32); this machine has 1.0 MB available; use smaller "
+        "widths (--layers)",
+        id="init",
+    ),
+    pytest.param(
+        "example --layers 5,500,500,1",
+        # (2P + 4 * 1006 * 2) * 8 = (508002 + 8048) * 8 = 4128400.
+        "--layers 5,500,500,1 with --m 2 needs about 4.1 MB (W[2] alone is "
+        "(500, 500) = 2.0 MB in float64); this machine has 1.0 MB available; "
+        "use smaller widths (--layers) or a smaller --m",
+        id="example",
+    ),
+    pytest.param(
+        "example --layers 5,4,3,1 --m 100000",
+        # (2 * 43 + 4 * 13 * 100000) * 8 = 41600688; A[0] 5 * 100000 * 8.
+        "--layers 5,4,3,1 with --m 100000 needs about 41.6 MB (A[0] alone is "
+        "(5, 100000) = 4.0 MB in float64); this machine has 1.0 MB available; "
+        "use smaller widths (--layers) or a smaller --m",
+        id="example-m",
+    ),
+    pytest.param(
+        "check --layers 5,500,500,1 --fd none",
+        # (2P + 4 * 1006 * 8) * 8 = (508002 + 32192) * 8 = 4321552.
+        "--layers 5,500,500,1 with --m 8 needs about 4.3 MB (W[2] alone is "
+        "(500, 500) = 2.0 MB in float64); this machine has 1.0 MB available; "
+        "use smaller widths (--layers) or a smaller --m",
+        id="check",
+    ),
+    pytest.param(
+        "check --layers 5,500,500,1",
+        # 4321552 + finite differences of 8 + 8 + 8 + 8 + 8 + 1 = 41 entries,
+        # 2 passes each of 1001 * 8 float64s: 2 * 41 * 1001 * 8 * 8 = 5253248.
+        "--layers 5,500,500,1 with --m 8 needs about 9.6 MB (W[2] alone is "
+        "(500, 500) = 2.0 MB in float64, the finite differences 5.3 MB); this "
+        "machine has 1.0 MB available; use smaller widths (--layers) or a "
+        "smaller --m, or --fd none",
+        id="check-fd",
+    ),
+    pytest.param(
+        "train --layers 500,500",
+        # Widths 30,500,500,1 on the 569 built-in examples: P = 500 * 31 +
+        # 500 * 501 + 501 = 266501; (2P + 4 * 1031 * 569) * 4 = 11518232.
+        # A[1] (500, 569) has more entries than W[2] (500, 500).
+        "widths 30,500,500,1 (n[0] and n[3] from breast-cancer) on m = 569 "
+        "examples needs about 11.5 MB (A[1] alone is (500, 569) = 1.1 MB in "
+        "float32); this machine has 1.0 MB available; use smaller hidden "
+        "widths (--layers) or fewer examples",
+        id="train",
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "message"), TOO_LARGE)
+def test_a_network_too_large_for_memory_exits_2_and_writes_nothing(
+    tmp_path, capsys, one_megabyte, command, message
+):
+    name = command.split()[0]
+    outputs = {"init": "--out P.npz", "train": "--out P.npz --history H.csv"}
+    out_args = [tmp_path / w if "." in w else w for w in argv(outputs.get(name, ""))]
+    code, out, err = run(capsys, command, *out_args)
+    assert code == 2
+    assert out == ""
+    assert err == f"manual-bp {name}: error: {message}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["grad", "check"])
+def test_files_too_large_for_memory_exit_2_and_write_nothing(
+    tmp_path, capsys, monkeypatch, params_file, csv_file, command
+):
+    # Widths 3,2,1 on m = 4: P = 2 (3 + 1) + 1 (2 + 1) = 11 and (3 + 2 + 1)
+    # * 4 = 24 activation entries: grad (float32) (22 + 4 * 24) * 4 = 472
+    # bytes; check (float64) (22 + 96) * 8 = 944, plus finite differences of
+    # 6 + 2 + 2 + 1 = 11 entries, 2 * 11 * (2 + 1) * 4 * 8 = 2112: 3056.
+    monkeypatch.setattr(_memory, "available_memory", lambda: 400)
+    out_path = tmp_path / "out" / "G.npz"
+    out_path.parent.mkdir()
+    out = ["--out", out_path] if command == "grad" else []
+    code, stdout, err = run(
+        capsys, command, "--params", params_file, "--data", csv_file, *out
+    )
+    assert code == 2
+    assert stdout == ""
+    start = f"manual-bp {command}: error: {params_file} with {csv_file} (widths "
+    if command == "grad":
+        assert err == (
+            f"{start}3,2,1, m = 4) needs about 472 bytes (A[0] alone is (3, 4) = "
+            "48 bytes in float32); this machine has 400 bytes available; use "
+            "smaller widths or fewer examples\n"
+        )
+    else:
+        assert err == (
+            f"{start}3,2,1, m = 4) needs about 3.1 kB (A[0] alone is (3, 4) = "
+            "96 bytes in float64, the finite differences 2.1 kB); this machine "
+            "has 400 bytes available; use smaller widths or fewer examples, or "
+            "--fd none\n"
+        )
+    assert list(out_path.parent.iterdir()) == []
+
+
+def test_draw_makes_no_arrays_so_is_not_refused(tmp_path, capsys, one_megabyte):
+    # 80 GB of parameters, drawn in a few nodes per column.
+    path = tmp_path / "net.png"
+    code, _, err = run(capsys, "draw --layers 5,100000,100000,1 --out", path)
+    assert (code, err) == (0, "")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_guard_when_memory_cannot_be_read(tmp_path, capsys, monkeypatch):
+    # The network refused on 1.0 MB above runs when memory is unknown.
+    monkeypatch.setattr(_memory, "available_memory", lambda: None)
+    path = tmp_path / "P.npz"
+    code, _, err = run(capsys, "init --layers 5,500,500,1 --out", path)
+    assert (code, err) == (0, "")
+    with np.load(path) as archive:
+        assert archive["W2"].shape == (500, 500)
