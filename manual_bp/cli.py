@@ -519,6 +519,21 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _out_of_memory(err: Exception) -> str | None:
+    """The first line of an out-of-memory error, or None for another error.
+
+    XLA raises every runtime error as a JaxRuntimeError; running out of
+    memory is told apart by its text. numpy raises a MemoryError.
+    """
+    text = str(err).strip()
+    line = text.splitlines()[0].rstrip(".") if text else type(err).__name__
+    if isinstance(err, MemoryError):
+        return line
+    if "Out of memory" in text or "RESOURCE_EXHAUSTED" in text:
+        return f"XLA: {line}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     jax.config.update("jax_enable_x64", True)
@@ -526,6 +541,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except InputError as err:
         print(f"manual-bp {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (jax.errors.JaxRuntimeError, MemoryError) as err:
+        detail = _out_of_memory(err)
+        if detail is None:  # another XLA error: a bug to see in full
+            raise
+        print(
+            f"manual-bp {args.command}: error: out of memory ({detail}); "
+            f"{advice(args)}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"manual-bp {args.command}: interrupted", file=sys.stderr)

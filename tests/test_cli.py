@@ -913,3 +913,87 @@ def test_no_guard_when_memory_cannot_be_read(tmp_path, capsys, monkeypatch):
     assert (code, err) == (0, "")
     with np.load(path) as archive:
         assert archive["W2"].shape == (500, 500)
+
+
+XLA_OOM = "RESOURCE_EXHAUSTED: Out of memory allocating 40000000000 bytes."
+
+# Each subcommand, a function it calls that is made to run out of memory,
+# and what the message advises to make smaller.
+RUNS_OUT = [
+    pytest.param(
+        "init --layers 3,2,1",
+        "manual_bp.cli.init",
+        "use smaller widths (--layers)",
+        id="init",
+    ),
+    pytest.param(
+        "example",
+        "manual_bp.cli.example_problem",
+        "use smaller widths (--layers) or a smaller --m",
+        id="example",
+    ),
+    pytest.param(
+        "check",
+        "manual_bp.cli.check",
+        "use smaller widths (--layers) or a smaller --m, or --fd none",
+        id="check",
+    ),
+    pytest.param(
+        "grad",
+        "manual_bp.cli.value_and_grad",
+        "use smaller widths or fewer examples",
+        id="grad",
+    ),
+    pytest.param(
+        "train --layers 4",
+        "manual_bp._cli_train.train",
+        "use smaller hidden widths (--layers) or fewer examples",
+        id="train",
+    ),
+]
+
+
+def _raise(error):
+    def raises(*args, **kwargs):
+        raise error
+
+    return raises
+
+
+@pytest.mark.parametrize(("command", "target", "advice"), RUNS_OUT)
+def test_xla_out_of_memory_is_one_line_and_exit_2(
+    tmp_path, capsys, monkeypatch, params_file, csv_file, command, target, advice
+):
+    monkeypatch.setattr(target, _raise(jax.errors.JaxRuntimeError(XLA_OOM)))
+    out_path = tmp_path / "out.npz"
+    name = command.split()[0]
+    extra = {
+        "init": ["--out", out_path],
+        "grad": ["--params", params_file, "--data", csv_file, "--out", out_path],
+        "train": ["--data", csv_file, "--out", out_path],
+    }.get(name, [])
+    code, _, err = run(capsys, command, *extra)
+    assert code == 2
+    assert err == (
+        f"manual-bp {name}: error: out of memory (XLA: RESOURCE_EXHAUSTED: Out "
+        f"of memory allocating 40000000000 bytes); {advice}\n"
+    )
+    assert not out_path.exists()
+
+
+def test_numpy_out_of_memory_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    text = "Unable to allocate 37.3 GiB for an array with shape (100000, 100000)"
+    monkeypatch.setattr("manual_bp.cli.init", _raise(MemoryError(text)))
+    code, _, err = run(capsys, "init --layers 3,2,1 --out", tmp_path / "P.npz")
+    assert code == 2
+    assert err == (
+        f"manual-bp init: error: out of memory ({text}); use smaller widths "
+        "(--layers)\n"
+    )
+
+
+def test_other_xla_errors_keep_their_traceback(tmp_path, monkeypatch):
+    error = jax.errors.JaxRuntimeError("INTERNAL: something else went wrong")
+    monkeypatch.setattr("manual_bp.cli.init", _raise(error))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="something else"):
+        main(argv("init --layers 3,2,1 --out", tmp_path / "P.npz"))
