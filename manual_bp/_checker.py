@@ -26,6 +26,10 @@ from manual_bp._check import Difference, difference, fd_tolerance, tolerance
 from manual_bp._costs import cost_of_output
 from manual_bp._params import check_shapes, layers
 
+# Central differences perturb this many parameter entries at once (one batch
+# of the lax.map in _central); the command line's memory guard counts them.
+FD_BATCH = 64
+
 # g of the hidden layers as jax defines them, independent of _activations.
 REFERENCE_G = {
     "sigmoid": jax.nn.sigmoid,
@@ -232,7 +236,7 @@ def _central(pairs, X, Y, positions, steps, activation, cost):
                 crosses |= jnp.any((zp > 0) != (zm > 0))
         return (C_plus - C_minus) / (2 * h), crosses
 
-    return jax.lax.map(one, (positions, steps), batch_size=64)
+    return jax.lax.map(one, (positions, steps), batch_size=FD_BATCH)
 
 
 def _in_order(L: int) -> list[tuple[str, int]]:

@@ -16,17 +16,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from manual_bp._checker import FD_BATCH
 from manual_bp._flat import flat_size
 from manual_bp._io import InputError
 
 # Z[l], A[l], dA[l] and delta[l], each (n[l], m): the derivation holds all
 # four for every layer at once (A[0] = X counts once for layer 0).
 ACTIVATION_COPIES = 4
-# `check`'s finite differences perturb up to this many parameter entries at
-# once (the batch of the lax.map in manual_bp._checker._central), each with
-# two forward passes of its own, C(p + h e) and C(p - h e), in float64
-# whatever the network's dtype.
-FD_BATCH = 64
+# `check`'s finite differences perturb FD_BATCH parameter entries at once,
+# each with two forward passes of its own, C(p + h e) and C(p - h e), in
+# float64 whatever the network's dtype.
 FD_PASSES = 2
 FD_ITEMSIZE = np.dtype(np.float64).itemsize
 
