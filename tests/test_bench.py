@@ -55,13 +55,14 @@ def test_matmul_flops_counts_the_products_by_hand():
     assert bench.matmul_flops((5, 4, 3, 1), 2) == 160 + 144 + 36
 
 
-def _rung(times, cores, sizes=(784, 128, 64, 1), m=256, peak_share=0.5):
+def _rung(times, cores, sizes=(784, 128, 64, 1), m=256, peak_share=0.5, spread=0.01):
     """A rung record as run_rung writes it, with the given times and cores."""
     rows = {}
     for name, t in times.items():
         rows[name] = {
             "time_s": t,
             "cores_busy": cores.get(name, 1.0),
+            "spread": spread,
             "ratio": {p: t / times[p] for p in bench.PEERS if p in times},
             "share_of_peak": peak_share,
             "share_of_jax_product": peak_share * 1.25,
@@ -84,7 +85,7 @@ def test_targets_name_the_faster_peer_and_the_cores_it_used():
     )
     lines = bench.targets(rung, False, PEAKS)
     assert lines[0] == (
-        "target: manual_bp.grad / fastest peer 1.30 <= 1: not met "
+        "target: manual_bp.grad / fastest peer 1.300 <= 1: not met "
         "(fastest: NumPy, 1.9 cores busy; manual_bp.grad 1.0; jax.grad 1.1)"
     )
     assert lines[1] == (
@@ -93,10 +94,25 @@ def test_targets_name_the_faster_peer_and_the_cores_it_used():
     assert len(lines) == 2  # neither the tiny nor the peak target on this rung
 
 
+def test_a_gap_inside_the_spread_of_the_samples_says_so():
+    rung = _rung({"manual_bp.grad": 1.04, "jax.grad": 1.0}, {}, spread=0.06)
+    assert bench.targets(rung, False, PEAKS)[0] == (
+        "target: manual_bp.grad / fastest peer 1.040 <= 1: not met "
+        "(fastest: jax.grad, 1.0 cores busy; manual_bp.grad 1.0; "
+        "within the samples' spread, 6%)"
+    )
+
+
+def test_spread_is_the_interquartile_range_over_the_median():
+    # Quartiles of 1..5 by the inclusive method: 2 and 4; median 3.
+    assert bench._spread([5.0, 1.0, 4.0, 2.0, 3.0]) == pytest.approx(2 / 3)
+    assert bench._spread([7.0]) == 0.0
+
+
 def test_a_met_target_carries_no_reason():
     rung = _rung({"manual_bp.grad": 0.9, "jax.grad": 1.0, "NumPy": 1.2}, {})
     assert bench.targets(rung, False, PEAKS)[0] == (
-        "target: manual_bp.grad / fastest peer 0.90 <= 1: met"
+        "target: manual_bp.grad / fastest peer 0.900 <= 1: met"
     )
 
 
