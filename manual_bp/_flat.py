@@ -167,15 +167,17 @@ def _one_thread(sizes: tuple[int, ...], m: int) -> bool:
     return largest <= _ONE_THREAD_MAX_PRODUCT and jax.default_backend() == "cpu"
 
 
-def _choose(compilations: tuple[Any, Any], sizes: tuple[int, ...], *arrays: Any) -> Any:
+def _choose(
+    compilations: tuple[Any, Any], sizes: tuple[int, ...], flat: Any, X: Any, Y: Any
+) -> Any:
     """The one-thread compilation (second) for small products, else the first.
 
     Compiler options are refused on a jit inside another trace (the caller's
     jax.jit or jax.vmap); there the caller's compilation decides, so traced
-    arguments take the first.
+    arguments take the first. Written out, not with any(): this runs on
+    every call of a path whose whole point is a few microseconds.
     """
-    X = arrays[1]
-    if any(isinstance(a, Tracer) for a in arrays):
+    if isinstance(flat, Tracer) or isinstance(X, Tracer) or isinstance(Y, Tracer):
         return compilations[0]
     try:
         if _one_thread(sizes, X.shape[-1]):
