@@ -131,7 +131,7 @@ def test_tiny_target_quotes_the_call_floor():
     lines = bench.targets(rung, False, PEAKS)
     assert lines[1] == (
         "target: flat_grad / jax.grad 0.40 <= 0.3: not met "
-        "(a call with the same arrays and no arithmetic: 0.33)"
+        "(a call reading the same arrays, no gradient: 0.33)"
     )
 
 
