@@ -18,39 +18,45 @@ the median of the samples. It reports each time, its ratio to each peer,
 the GFLOP/s achieved (the matrix products of the forward and backward
 passes, 2 n[l] n[l-1] m each, three per layer but two for layer 1, whose
 dA[0] nobody needs) against the machine's matrix-product peak measured in
-the same run, the largest difference of the gradients from jax.grad's, and
-the compiled temporary memory (XLA's memory analysis) of manual_bp.grad,
-flat_grad and jax.grad.
+the same run, the cores each kept busy, the spread of its samples, the
+largest difference of the gradients from jax.grad's, and the compiled
+temporary memory (XLA's memory analysis) of manual_bp.grad, flat_grad and
+jax.grad. On the document's rung it also times a call with no gradient in
+it (the floor of any call) and one training step four ways. Under each
+table it prints the targets, and beside each target not met the
+measurements of the same run that bound it.
 
-    python scripts/bench.py --quick --json bench.json --plot bench.png
+    python scripts/bench.py --json bench.json --plot bench.png
 
 prints one line of progress per step on stderr and, on stdout (a run on a
-loaded two-core machine; numbers vary from run to run)
+quiet two-core machine; numbers vary by 10 to 20 % from run to run)
 
-    peak 268.6 GFLOP/s; 2048^2 product: jax.jit 235.7, NumPy 265.4, PyTorch 268.6
+    peak 295.5 GFLOP/s; 2048^2 product: jax.jit 235.8, NumPy 284.8, PyTorch 295.5
 
     ## 5-4-3-1, m = 2
 
-    | contender | time | /jax.grad | /NumPy | /PyTorch | GFLOP/s | % peak | max diff |
-    |---|---|---|---|---|---|---|---|
-    | manual_bp.grad | 35.0 us | 1.09 | 0.74 | 0.13 | 0.01 | 0.0 | 0.0e+00 |
-    | manual_bp.grad (document) | 39.2 us | 1.22 | 0.83 | 0.14 | 0.01 | 0.0 | 0.0e+00 |
-    | flat_grad | 12.6 us | 0.39 | 0.27 | 0.05 | 0.03 | 0.0 | 0.0e+00 |
-    | jax.grad | 32.2 us | 1.00 | 0.68 | 0.12 | 0.01 | 0.0 | 0.0e+00 |
-    | NumPy | 47.1 us | 1.46 | 1.00 | 0.17 | 0.01 | 0.0 | 3.0e-08 |
-    | PyTorch | 279.4 us | 8.68 | 5.93 | 1.00 | 0.00 | 0.0 | 3.0e-08 |
+    | contender | time | spread | /jax.grad | /NumPy | /PyTorch | GFLOP/s | ...
+    |---|---|---|---|---|---|---|---|---|---|
+    | manual_bp.grad | 57.1 us | 10% | 1.21 | 0.91 | 0.17 | 0.01 | ...
+    | flat_grad | 15.8 us | 17% | 0.33 | 0.25 | 0.05 | 0.02 | ...
+    | jax.grad | 47.3 us | 14% | 1.00 | 0.75 | 0.14 | 0.01 | ...
+    | call floor (3 in, 1 out) | 13.5 us | 9% | 0.29 | 0.21 | 0.04 | 0.00 | ...
+    ...
 
-    target: manual_bp.grad / fastest peer 1.09 <= 1: not met
-    target: flat_grad / jax.grad 0.39 <= 0.3: not met
+    target: manual_bp.grad / fastest peer 1.206 <= 1: not met (fastest: ...
+    target: flat_grad / jax.grad 0.33 <= 0.3: not met (a call reading the ...
     target: memory manual_bp.grad 88 B <= jax.grad 200 B: met (flat_grad 392 B)
+
+    ### one training step, 5-4-3-1, m = 2
+    ...
 
     ## 784-128-64-1, m = 256
     ...
-    target: manual_bp.grad at 38% of peak (and 43% of jax.jit's product) >= 90%: ...
 
 and writes every number to bench.json and the ratios to jax.grad to
-bench.png. Without --quick the ladder adds 2048-2048-2048-1, m = 2048, and
-takes more samples (several minutes). PyTorch and matplotlib are optional;
+bench.png; docs/benchmarks.md explains the columns and shows a whole run.
+--quick leaves out 2048-2048-2048-1 and takes fewer samples (under a
+minute against about three). PyTorch and matplotlib are optional;
 without them their column or the plot is skipped with a message.
 """
 
