@@ -555,11 +555,19 @@ def plot(rungs: list[dict], path: str) -> bool:
     fig, ax = plt.subplots(figsize=(10, 4.5))
     width = 0.8 / len(names)
     for i, name in enumerate(names):
-        ratios = [r["contenders"][name]["ratio"]["jax.grad"] for r in rungs]
+        rows = [r["contenders"][name] for r in rungs]
+        ratios = [row["ratio"]["jax.grad"] for row in rows]
+        # Half the interquartile range of the samples either side.
+        errors = [
+            ratio * row["spread"] / 2 for ratio, row in zip(ratios, rows, strict=True)
+        ]
         xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(rungs))]
-        ax.bar(xs, ratios, width, label=name)
+        ax.bar(xs, ratios, width, yerr=errors, capsize=2, label=name)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
+    ticks = [0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xticks(range(len(rungs)))
     ax.set_xticklabels([f"{r['label']}\nm = {r['m']}" for r in rungs], fontsize=8)
     ax.set_ylabel("time / jax.grad's time (lower is faster)")
