@@ -168,8 +168,9 @@ def finite_differences(
     if dtype == np.float64 and not jax.config.jax_enable_x64:
         raise ValueError(
             "finite differences in float64 need jax_enable_x64: call "
-            "jax.config.update('jax_enable_x64', True) first, or pass "
-            "dtype=np.float32 (much looser)"
+            "jax.config.update('jax_enable_x64', True) first, or compute "
+            "them in float32, much looser: fd_dtype=np.float32 for check, "
+            "dtype=np.float32 for finite_differences"
         )
     pairs = [(jnp.asarray(W, dtype), jnp.asarray(b, dtype)) for W, b in layers(params)]
     X, Y = jnp.asarray(X, dtype), jnp.asarray(Y, dtype)

@@ -11,8 +11,10 @@ from importlib import resources
 from typing import Any
 
 import jax
+import numpy as np
 
 from manual_bp._io import load_data
+from manual_bp._params import DTYPES
 
 BREAST_CANCER = "breast-cancer"
 DATASETS = (BREAST_CANCER,)
@@ -37,11 +39,17 @@ def load_dataset(name: str, dtype: Any = None) -> tuple[jax.Array, jax.Array]:
     """A shipped data set by name, as (X (n[0], m), Y (n[L], m)).
 
     Raises:
-      ValueError: for a name not in `DATASETS`.
+      ValueError: for a name not in `DATASETS`, or a dtype other than None,
+        float32 and float64.
     """
     if name not in _FILES:
         raise ValueError(
             f"unknown data set {name!r}; expected one of: {', '.join(DATASETS)}"
+        )
+    if dtype is not None and np.dtype(dtype) not in DTYPES:
+        raise ValueError(
+            f"dtype {np.dtype(dtype)} is not supported for X and Y: expected "
+            "float32 or float64 (half precision is not supported)"
         )
     resource = resources.files("manual_bp") / "data" / _FILES[name]
     with resources.as_file(resource) as path:

@@ -169,3 +169,20 @@ def test_finite_differences_in_float64_need_x64():
     )
     assert run.returncode != 0
     assert "finite differences in float64 need jax_enable_x64" in run.stderr
+    assert "fd_dtype=np.float32 for check" in run.stderr
+
+
+def test_the_float32_advice_without_x64_works_as_written():
+    # Both spellings the message gives must be accepted as it says.
+    code = (
+        "import numpy as np, jax, manual_bp as mb\n"
+        "p = mb.init((2, 1), jax.random.key(0))\n"
+        "X, Y = np.ones((2, 1)), np.ones((1, 1))\n"
+        "print(mb.check(p, X, Y, fd_dtype=np.float32).ok)\n"
+        "print(len(mb.finite_differences(p, X, Y, p, dtype=np.float32)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "3"]  # W[1] (1, 2) and b[1] (1, 1)

@@ -159,6 +159,13 @@ def test_load_breast_cancer_shapes_labels_and_class_counts():
     assert float(X[0, 0]) == 17.99 and float(Y[0, 0]) == 1.0
 
 
+def test_load_breast_cancer_refuses_half_precision_like_the_rest():
+    X, _ = load_breast_cancer(jnp.float32)
+    assert X.dtype == jnp.float32
+    with pytest.raises(ValueError, match=r"dtype float16 is not supported for X"):
+        load_breast_cancer(np.float16)
+
+
 # The command: results.
 
 
