@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jax.core import Tracer
 
 from manual_bp._api import _derive
+from manual_bp._optim import check_learning_rate
 from manual_bp._params import DTYPES, Layer, check_shapes, check_sizes, layers
 
 _STATIC = ("sizes", "activation", "form", "cost")
@@ -38,6 +39,7 @@ _STATIC = ("sizes", "activation", "form", "cost")
 # 5-4-3-1, m = 2; docs/benchmarks.md). Larger products may use every core.
 _ONE_THREAD_MAX_PRODUCT = 2**20
 _ONE_THREAD = {"xla_cpu_multi_thread_eigen": False}
+_INT = {int}  # the type of every entry of a checked `sizes`
 
 
 def flat_size(sizes: Sequence[int]) -> int:
@@ -223,8 +225,10 @@ def flat_grad(
         n[l] (n[l-1] + 1) (the message gives P), or if X and Y do not
         chain with `sizes`.
     """
-    if type(sizes) is not tuple:
-        sizes = check_sizes(sizes)  # a list would not hash as a static argument
+    if type(sizes) is not tuple or set(map(type, sizes)) != _INT:
+        # A list would not hash as a static argument, and (5.0, 4, 3, 1)
+        # would hash as (5, 4, 3, 1) and reuse its compilation unchecked.
+        sizes = check_sizes(sizes)
     jitted = _choose((_flat_grad_two_threads, _flat_grad_one_thread), sizes, flat, X, Y)
     # Positional: a jitted call with keyword arguments costs ~0.3 us more.
     return jitted(flat, X, Y, sizes, activation, form, cost)
@@ -240,6 +244,7 @@ def _flat_sgd_step(
     form: str,
     cost: str,
 ) -> jax.Array:
+    check_learning_rate(learning_rate)
     g = _flat_grad(flat, X, Y, sizes, activation, form, cost)
     return (flat - learning_rate * g).astype(flat.dtype)
 
@@ -286,7 +291,7 @@ def flat_sgd_step(
     Args:
       flat: the parameters packed by `pack`, (P,), float32 or float64.
       X, Y, sizes, activation, form, cost: as for `flat_grad`.
-      learning_rate: the step size.
+      learning_rate: the step size, one real number.
       donate: give `flat`'s memory to the result (jax.jit's buffer
         donation). The array passed in is then deleted on the backends that
         support donation (CPU, GPU, TPU) and must not be used again, as in
@@ -297,9 +302,12 @@ def flat_sgd_step(
       The updated (P,) parameters, in flat's dtype.
 
     Raises:
-      ValueError: as `flat_grad` does, before anything is donated.
+      ValueError: as `flat_grad` does, or for a learning rate that is not
+        one real number; before anything is donated.
     """
-    if type(sizes) is not tuple:
-        sizes = check_sizes(sizes)  # a list would not hash as a static argument
+    if type(sizes) is not tuple or set(map(type, sizes)) != _INT:
+        # A list would not hash as a static argument, and (5.0, 4, 3, 1)
+        # would hash as (5, 4, 3, 1) and reuse its compilation unchecked.
+        sizes = check_sizes(sizes)
     jitted = _choose(_flat_sgd_steps[bool(donate)], sizes, flat, X, Y)
     return jitted(flat, X, Y, learning_rate, sizes, activation, form, cost)

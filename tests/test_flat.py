@@ -340,3 +340,43 @@ def test_flat_sgd_step_inside_users_jit_and_vmap():
             flat - 0.3 * flat_grad(flat, X[i], Y[i], DOCUMENT_SIZES),
             jnp.float64,
         )
+
+
+@pytest.mark.parametrize("sizes", [(5.0, 4, 3, 1), (True, True)], ids=str)
+def test_flat_paths_refuse_non_integer_sizes_after_a_call_with_integers(sizes):
+    # (5.0, 4, 3, 1) == (5, 4, 3, 1) and hashes alike: a cached compilation
+    # must not let it through once the integer sizes have been used.
+    params, X, Y = problem(DOCUMENT_SIZES, m=2)
+    flat = pack(params)
+    flat_grad(flat, X, Y, DOCUMENT_SIZES)
+    flat_sgd_step(flat, X, Y, DOCUMENT_SIZES, 0.1)
+    flat_grad(pack(problem((1, 1), m=2)[0]), X[:1], Y, (1, 1))
+    with pytest.raises(ValueError, match=r"every n\[l\] a positive integer"):
+        flat_grad(flat, X, Y, sizes)
+    with pytest.raises(ValueError, match=r"every n\[l\] a positive integer"):
+        flat_sgd_step(flat, X, Y, sizes, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("learning_rate", "message"),
+    [
+        (
+            jnp.ones((DOCUMENT_P, 1)),
+            r"learning_rate must be a scalar, got an array "
+            r"of shape \(43, 1\)",
+        ),
+        (jnp.ones(1), r"learning_rate must be a scalar, got an array of shape \(1,\)"),
+        (0.1 + 0.2j, r"learning_rate must be a real number, got complex128"),
+    ],
+    ids=["column", "length-1", "complex"],
+)
+def test_flat_sgd_step_refuses_a_learning_rate_that_is_not_one_real_number(
+    learning_rate, message
+):
+    params, X, Y = problem(DOCUMENT_SIZES, m=2)
+    flat = pack(params)
+    with pytest.raises(ValueError, match=message):
+        flat_sgd_step(flat, X, Y, DOCUMENT_SIZES, learning_rate, donate=True)
+    assert not flat.is_deleted()
+    with pytest.raises(ValueError, match=message):
+        mb.sgd_step(params, mb.grad(params, X, Y), learning_rate)

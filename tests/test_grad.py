@@ -220,3 +220,27 @@ def test_grad_calls_no_autodiff(monkeypatch):
     assert_close(
         grads, reference_grad(params, X, Y, "tanh", "cross_entropy"), jnp.float64
     )
+
+
+def test_sgd_step_refuses_grads_whose_shapes_differ_from_the_parameters():
+    # A transposed dW[3] would broadcast W[3] (1, 3) into (3, 3), and a flat
+    # db[1] (4,) would turn b[1] (4, 1) into (4, 4), without the check.
+    params, X, Y = problem((5, 4, 3, 1), m=2)
+    grads = list(mb.grad(params, X, Y))
+    grads[2] = mb.Layer(grads[2].W.T, grads[2].b)
+    grads[0] = mb.Layer(grads[0].W, grads[0].b.ravel())
+    expected = (
+        r"dW\[3\] has shape \(3, 1\), expected \(1, 3\), the shape of W\[3\]"
+        r"|db\[1\] has shape \(4,\), expected \(4, 1\), the shape of b\[1\]"
+    )
+    with pytest.raises(ValueError, match=expected) as err:
+        mb.sgd_step(params, tuple(grads), 0.1)
+    # Every mismatch is listed, in layer order.
+    assert str(err.value).splitlines() == [
+        "db[1] has shape (4,), expected (4, 1), the shape of b[1]",
+        "dW[3] has shape (3, 1), expected (1, 3), the shape of W[3]",
+    ]
+    with pytest.raises(
+        ValueError, match=r"grads has L = 2 layer\(s\), params has L = 3"
+    ):
+        mb.sgd_step(params, tuple(grads[:2]), 0.1)
