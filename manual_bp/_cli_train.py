@@ -17,8 +17,6 @@ nothing is written: outputs are written at the end, each atomically.
 import argparse
 import contextlib
 import math
-import os
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +36,7 @@ from manual_bp._io import (
     load_data,
     load_params,
     save_params,
+    write_atomically,
 )
 from manual_bp._memory import advice, check_memory
 from manual_bp._params import init, layers
@@ -417,14 +416,4 @@ def _plot(history: Sequence[EpochStats], plot_format: str) -> bytes:
 
 def _write_atomically(path: str, data: bytes) -> None:
     """Writes `data` to a temporary file beside `path`, then renames it."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        with open(tmp, "xb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write: {err.strerror or err}") from err
+    write_atomically(path, lambda file: file.write(data))

@@ -15,8 +15,9 @@ Pickled objects are never loaded.
 import csv
 import os
 import secrets
+import stat
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,9 @@ def save_params(path: PathLike, params: Any) -> None:
     Raises:
       ValueError: if the parameters' shapes or dtypes do not chain (the
         file would be refused when read back).
-      InputError: if the file cannot be written; nothing is left behind.
+      InputError: if `path` exists and is not a regular file (a directory,
+        a device, a FIFO), or the file cannot be written; nothing is left
+        behind. A symbolic link is written through.
     """
     check_shapes(params)
     arrays = {}
@@ -66,7 +69,9 @@ def save_grads(path: PathLike, grads: Any) -> None:
         accepts, dW[l] of shape (n[l], n[l-1]) and db[l] of shape (n[l], 1).
 
     Raises:
-      InputError: if the file cannot be written; nothing is left behind.
+      InputError: if `path` exists and is not a regular file (a directory,
+        a device, a FIFO), or the file cannot be written; nothing is left
+        behind. A symbolic link is written through.
     """
     arrays = {}
     for l, (dW, db) in enumerate(layers(grads), start=1):
@@ -76,14 +81,28 @@ def save_grads(path: PathLike, grads: Any) -> None:
 
 
 def _write_npz(path: PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Writes `arrays` to `path` atomically: a temporary file, then a rename.
+    """Writes `arrays` to `path` atomically, as `write_atomically` does."""
+    # A file object: np.savez appends no ".npz" to its name.
+    write_atomically(path, lambda file: np.savez(file, **arrays))
 
-    The temporary file sits in the same directory, so `os.replace` is a
-    rename within one file system; it is created with the usual permissions
-    (0o666 less the umask), as `open` would.
+
+def write_atomically(path: PathLike, write: Callable[[Any], None]) -> None:
+    """Calls `write` on a temporary file, then renames that onto `path`.
+
+    The temporary file sits in the directory of the file `path` resolves to,
+    so `os.replace` is a rename within one file system, and a symbolic link
+    at `path` stays a link to the new content. It is created with the usual
+    permissions (0o666 less the umask), as `open` would.
+
+    Raises:
+      InputError: if `path` exists and is not a regular file (a directory,
+        a device, a FIFO, a socket), names a directory, or cannot be
+        written; nothing is left behind.
     """
     path = os.fspath(path)
-    target = Path(path)
+    if (problem := output_problem(path)) is not None:
+        raise InputError(f"{path}: {problem}" if path else problem)
+    target = Path(os.path.realpath(path))
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -91,15 +110,49 @@ def _write_npz(path: PathLike, arrays: dict[str, np.ndarray]) -> None:
         raise InputError(f"{path}: cannot write: {_reason(err)}") from err
     try:
         with os.fdopen(fd, "wb") as file:
-            np.savez(file, **arrays)  # a file object: no ".npz" is appended
+            write(file)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         if isinstance(err, OSError):
             raise InputError(f"{path}: cannot write: {_reason(err)}") from err
         raise
+
+
+# The kinds of file that are not regular, as `output_problem` names them.
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def output_problem(path: PathLike) -> str | None:
+    """Why `path` cannot be replaced by a regular file, or None if it can.
+
+    A path that does not exist, a regular file, or a symbolic link to
+    either can be written; anything else an atomic write would destroy
+    (a device node replaced by a plain file) or cannot replace.
+    """
+    path = os.fspath(path)
+    if not path:
+        return "the path is empty"
+    try:
+        mode = os.stat(path).st_mode  # follows symbolic links
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None  # nothing there; the directory is checked apart
+    except OSError as err:
+        return f"cannot be checked: {_reason(err)}"
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = next((k for test, k in _FILE_KINDS if test(mode)), "not a file")
+        return f"exists and is not a regular file ({kind})"
+    if os.path.basename(path) in ("", ".", ".."):
+        return "names a directory, not a file; give a file name"
+    return None
 
 
 # Reading parameters.
@@ -532,8 +585,11 @@ def check_output_paths(
       inputs: flag -> path read, which no output may replace.
 
     Raises:
-      InputError: for an empty path, a directory that does not exist or is
-        not writable, two outputs on one path, or an output on an input.
+      InputError: for an empty path, a path that exists and is not a
+        regular file (or a symbolic link to one), a path that names a
+        directory ("out/", "."), a directory that does not exist, is not a
+        directory or is not writable, two outputs on one path, or an output
+        on an input.
     """
     seen: dict[str, str] = {}
     for flag, path in inputs.items():
@@ -544,14 +600,18 @@ def check_output_paths(
             continue
         if not os.fspath(path):
             raise InputError(f"{flag}: the path is empty")
-        directory = Path(path).absolute().parent
+        if (problem := output_problem(path)) is not None:
+            raise InputError(f"{flag} {path}: {problem}")
+        real = os.path.realpath(path)  # a symbolic link is written through
+        directory = Path(real).parent
         if not directory.is_dir():
+            if directory.exists():
+                raise InputError(f"{flag} {path}: {directory} is not a directory")
             raise InputError(f"{flag} {path}: the directory {directory} does not exist")
         if not os.access(directory, os.W_OK):
             raise InputError(
                 f"{flag} {path}: the directory {directory} is not writable"
             )
-        real = os.path.realpath(path)
         if real in seen:
             raise InputError(
                 f"{flag} {path}: the same file as {seen[real]}; writing it would "

@@ -245,7 +245,9 @@ def run_draw(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith(".png"):
         raise InputError(f"--out {args.out}: draw writes a PNG; name it .png")
     try:
-        draw_network(args.layers, args.out)
+        # A symbolic link is written through: the link stays, its target
+        # gets the picture.
+        draw_network(args.layers, os.path.realpath(args.out))
     except (ImportError, ValueError) as err:  # no matplotlib, or too deep
         raise InputError(str(err)) from None
     print(f"wrote {args.out}: the {'-'.join(map(str, args.layers))} network")

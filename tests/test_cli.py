@@ -8,6 +8,7 @@ contract.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -778,6 +779,117 @@ def test_check_says_when_a_mistake_changes_nothing(capsys):
 def test_draw_refuses_an_out_that_is_not_png(tmp_path, capsys):
     code, _, err = run(capsys, "draw --out", tmp_path / "net.pdf")
     assert code == 2 and "draw writes a PNG; name it .png" in err
+
+
+# outputs that are not regular files
+
+
+def _snapshot(directory):
+    """Every entry under `directory` with its kind and content, to compare."""
+    return {
+        str(p.relative_to(directory)): (
+            "link"
+            if p.is_symlink()
+            else "dir"
+            if p.is_dir()
+            else "fifo"
+            if p.is_fifo()
+            else p.read_bytes()
+        )
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+# Each output that exists and is not a regular file, and the kind the
+# message names; `init` and `grad` refuse it before any work.
+NOT_REGULAR = [
+    pytest.param(
+        lambda d: (os.mkfifo(d / "fifo.npz"), "fifo.npz")[1], "a FIFO", id="fifo"
+    ),
+    pytest.param(
+        lambda d: ((d / "sub.npz").mkdir(), "sub.npz")[1], "a directory", id="directory"
+    ),
+    pytest.param(
+        lambda d: ((d / "sub").mkdir(), "sub/")[1], "a directory", id="trailing-slash"
+    ),
+    pytest.param(lambda d: ".", "a directory", id="dot"),
+    pytest.param(lambda d: "..", "a directory", id="dot-dot"),
+    pytest.param(lambda d: "/", "a directory", id="root"),
+]
+
+
+@pytest.mark.parametrize("command", ["init --layers 3,1", "grad"])
+@pytest.mark.parametrize(("make", "kind"), NOT_REGULAR)
+def test_out_that_is_not_a_regular_file_exits_2_and_changes_nothing(
+    tmp_path, capsys, monkeypatch, params_file, csv_file, command, make, kind
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    out = make(work)
+    command = (
+        ("grad --params", params_file, "--data", csv_file)
+        if command == "grad"
+        else (command,)
+    )
+    before = _snapshot(tmp_path)
+    code, stdout, err = run(capsys, *command, "--out", out)
+    assert code == 2 and stdout == ""
+    assert err == (
+        f"manual-bp {argv(*command)[0]}: error: --out {out}: exists and is not "
+        f"a regular file ({kind})\n"
+    )
+    assert _snapshot(tmp_path) == before
+
+
+def test_draw_out_through_a_symbolic_link_draws_into_the_target(tmp_path, capsys):
+    link = tmp_path / "link.png"
+    link.symlink_to("net.png")  # dangling until drawn
+    code, _, _ = run(capsys, "draw --out", link)
+    assert code == 0 and link.is_symlink()
+    assert (tmp_path / "net.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_out_ending_in_a_slash_that_does_not_exist_exits_2(tmp_path, capsys):
+    out = f"{tmp_path / 'new'}/"
+    code, _, err = run(capsys, "init --layers 3,1 --out", out)
+    assert code == 2
+    assert err == (
+        f"manual-bp init: error: --out {out}: names a directory, not a file; "
+        "give a file name\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_under_a_file_says_it_is_not_a_directory(tmp_path, capsys, csv_file):
+    out = csv_file / "x.npz"
+    code, _, err = run(capsys, "init --layers 3,1 --out", out)
+    assert code == 2
+    assert err == f"manual-bp init: error: --out {out}: {csv_file} is not a directory\n"
+    assert csv_file.read_text() == CSV_TEXT
+
+
+@pytest.mark.parametrize("command", ["init --layers 3,1", "grad"])
+def test_out_through_a_symbolic_link_writes_the_target_and_keeps_the_link(
+    tmp_path, capsys, params_file, csv_file, command
+):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "target.npz"
+    target.write_bytes(b"an earlier file")
+    link = tmp_path / "link.npz"
+    link.symlink_to(Path("real") / "target.npz")
+    command = (
+        ("grad --params", params_file, "--data", csv_file)
+        if command == "grad"
+        else (command,)
+    )
+    code, _, _ = run(capsys, *command, "--out", link)
+    assert code == 0
+    assert link.is_symlink() and os.readlink(link) == str(Path("real/target.npz"))
+    with np.load(target) as archive:  # the target now holds the new arrays
+        assert archive.files[-1] in ("b1", "db2")
+    # Only the target was replaced: no temporary file is left beside it.
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["target.npz"]
 
 
 # memory: the guard before any array is made, and XLA running out anyway

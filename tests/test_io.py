@@ -5,6 +5,7 @@ array's name, the expected and the actual shape or value.
 """
 
 import itertools
+import os
 import re
 
 import jax
@@ -454,6 +455,35 @@ def test_check_data_refuses_non_numeric_dtype():
         InputError, match=r"data: Y has dtype <U1, expected a real numeric dtype"
     ):
         check_data(np.ones((2, 2)), np.array([["a", "b"]]))
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [(".", "a directory"), ("sub/", "a directory"), ("fifo", "a FIFO")],
+)
+def test_save_params_refuses_a_path_that_is_not_a_regular_file(
+    tmp_path, params, monkeypatch, name, kind
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(InputError) as caught:
+        save_params(name, params)
+    assert str(caught.value) == f"{name}: exists and is not a regular file ({kind})"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "sub"]
+    assert list((tmp_path / "sub").iterdir()) == []
+    assert (tmp_path / "fifo").is_fifo()
+
+
+def test_save_params_writes_through_a_symbolic_link(tmp_path, params):
+    link = tmp_path / "link.npz"
+    link.symlink_to("target.npz")  # dangling until written
+    save_params(link, params)
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.npz", "target.npz"]
+    np.testing.assert_array_equal(
+        load_params(tmp_path / "target.npz")[2].W, params[2].W
+    )
 
 
 # save_grads

@@ -327,6 +327,29 @@ def test_cli_rejects_bad_arguments(argv, message, capsys):
     assert re.search(message, capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("flag", ["--out", "--history", "--plot"])
+@pytest.mark.parametrize("bad", ["directory", "."])
+def test_cli_refuses_an_output_that_is_a_directory_before_training(
+    tiny_csv, tmp_path, monkeypatch, capsys, flag, bad
+):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the check")
+
+    monkeypatch.setattr("manual_bp._cli_train.train", no_training)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "directory").mkdir()
+    good = {"--out": "p.npz", "--history": "h.csv", "--plot": "c.png"}
+    outputs = [arg for f, path in good.items() for arg in (f, path)]
+    outputs[outputs.index(flag) + 1] = bad
+    assert run_train(["--data", str(tiny_csv), *outputs]) == 2
+    assert capsys.readouterr().err == (
+        f"manual-bp train: error: {flag} {bad}: exists and is not a regular "
+        "file (a directory)\n"
+    )
+    # None of the good outputs was written either.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["directory", "tiny.csv"]
+
+
 def test_cli_rejects_labels_other_than_0_and_1(tmp_path, capsys):
     data = tmp_path / "soft.csv"
     data.write_text("0.1,0.2,1\n0.3,0.4,0.5\n0.5,0.6,0\n")
