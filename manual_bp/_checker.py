@@ -346,7 +346,8 @@ def check(
     """Checks every quantity of the derivation against autodiff.
 
     Args:
-      params, X, Y, activation, cost, form: as for `manual_bp.grad`.
+      params, X, Y, activation, cost, form: as for `manual_bp.grad`
+        (note the order: cost comes before form here, as in `manual_cost`).
       hand_written: the `Derivation` to check; by default manual_bp's own,
         `manual_bp.derivation(params, X, Y, activation, form, cost)`. Pass
         your own to find where your derivation goes wrong.

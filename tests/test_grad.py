@@ -244,3 +244,24 @@ def test_sgd_step_refuses_grads_whose_shapes_differ_from_the_parameters():
         ValueError, match=r"grads has L = 2 layer\(s\), params has L = 3"
     ):
         mb.sgd_step(params, tuple(grads[:2]), 0.1)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "finite_at", "nan_at"),
+    [(jnp.float32, -88.0, -89.0), (jnp.float64, -709.0, -710.0)],
+    ids=["float32", "float64"],
+)
+def test_document_form_breaks_where_the_readme_says_on_the_negative_side(
+    dtype, finite_at, nan_at
+):
+    # The README: the document form gives NaN once A[L] underflows, Z[L]
+    # below about -88 (float32) or -709 (float64), with Y = 1: Y / A[L]
+    # overflows (exp(88.7) and exp(709.8) are the dtypes' largest). The
+    # fused form stays finite at both.
+    W, X, Y = jnp.zeros((1, 1), dtype), jnp.ones((1, 1), dtype), jnp.ones((1, 1), dtype)
+    for z, finite in ((finite_at, True), (nan_at, False)):
+        params = (mb.Layer(W, jnp.full((1, 1), z, dtype)),)
+        document = jax.tree.leaves(mb.grad(params, X, Y, form="document"))
+        fused = jax.tree.leaves(mb.grad(params, X, Y))
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in document) is finite
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in fused)
