@@ -28,6 +28,13 @@ ACTIVATION_COPIES = 4
 # float64 whatever the network's dtype.
 FD_PASSES = 2
 FD_ITEMSIZE = np.dtype(np.float64).itemsize
+# Each perturbed entry also holds copies of all P parameters in float64:
+# the two perturbed vectors p + h e and p - h e (`flat.at[position].add`),
+# and, batched FD_BATCH at a time, the W[l] and b[l] sliced out of each.
+# XLA's compiled memory analysis of the finite differences measured 5.3
+# copies per entry for widths 300,300,1 and 5.6 for 600,600,1 (m = 1);
+# 6 rounds that up.
+FD_PARAM_COPIES = 6
 
 MEMINFO = "/proc/meminfo"
 
@@ -48,11 +55,17 @@ def memory_needed(
     """Estimates the bytes a network of widths `sizes` holds on m examples.
 
     total = (2 P + ACTIVATION_COPIES * sum over l = 0..L of n[l] m) * itemsize
-            + FD_PASSES * min(FD_BATCH, fd_entries) * sum over l = 1..L of n[l] m * 8
+            + k * (FD_PASSES * sum over l = 1..L of n[l] m + FD_PARAM_COPIES * P) * 8
 
     P = sum over l of n[l] (n[l-1] + 1) counts the parameters; the second P
     their gradients (for `init`, the random draw before it is scaled). The
-    last term is `check`'s finite differences; 0 without them.
+    last term is `check`'s finite differences, 0 without them: each of the
+    k = min(FD_BATCH, fd_entries) entries perturbed at once makes two
+    float64 forward passes, and holds FD_PARAM_COPIES float64 copies of the
+    P parameters (the perturbed p + h e and p - h e and their W[l], b[l]).
+    For widths 3000,3000,1, m = 1 and --fd all: P = 3000 * 3001 + 3001 =
+    9006001, k = 64, and the copies alone are 64 * 6 * 9006001 * 8 bytes =
+    27.7 GB.
 
     Args:
       sizes: the widths n[0], ..., n[L].
@@ -62,9 +75,11 @@ def memory_needed(
     """
     itemsize = np.dtype(dtype).itemsize
     activations = sum(n * m for n in sizes)
-    passes = FD_PASSES * min(FD_BATCH, fd_entries)
-    fd = passes * sum(n * m for n in sizes[1:]) * FD_ITEMSIZE
-    total = (2 * flat_size(sizes) + ACTIVATION_COPIES * activations) * itemsize + fd
+    P = flat_size(sizes)
+    at_once = min(FD_BATCH, fd_entries)
+    fd_entries_held = FD_PASSES * sum(n * m for n in sizes[1:]) + FD_PARAM_COPIES * P
+    fd = at_once * fd_entries_held * FD_ITEMSIZE
+    total = (2 * P + ACTIVATION_COPIES * activations) * itemsize + fd
     arrays = [
         (f"W[{l}]", (n, n_prev))
         for l, (n_prev, n) in enumerate(itertools.pairwise(sizes), start=1)

@@ -501,7 +501,9 @@ def parser() -> argparse.ArgumentParser:
         choices=FD_CHOICES,
         default="sample",
         help="finite differences of the parameters: sample entries of each "
-        "W[l] and b[l], all of them, or none (default: %(default)s)",
+        "W[l] and b[l], all of them, or none. all runs 2 P forward passes for "
+        "the P parameters, so it is slow for large networks (about 10 s for "
+        "--layers 200,200,1, 2 minutes for 400,400,1) (default: %(default)s)",
     )
     p.add_argument(
         "--fd-samples",

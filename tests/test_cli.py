@@ -940,9 +940,10 @@ TOO_LARGE = [
     pytest.param(
         "check --layers 5,500,500,1",
         # 4321552 + finite differences of 8 + 8 + 8 + 8 + 8 + 1 = 41 entries,
-        # 2 passes each of 1001 * 8 float64s: 2 * 41 * 1001 * 8 * 8 = 5253248.
-        "--layers 5,500,500,1 with --m 8 needs about 9.6 MB (W[2] alone is "
-        "(500, 500) = 2.0 MB in float64, the finite differences 5.3 MB); this "
+        # each 2 passes of 1001 * 8 float64s and 6 copies of the P = 254001
+        # float64 parameters: 41 * (16016 + 1524006) * 8 = 505127216.
+        "--layers 5,500,500,1 with --m 8 needs about 509.4 MB (W[2] alone is "
+        "(500, 500) = 2.0 MB in float64, the finite differences 505.1 MB); this "
         "machine has 1.0 MB available; use smaller widths (--layers) or a "
         "smaller --m, or --fd none",
         id="check-fd",
@@ -982,7 +983,8 @@ def test_files_too_large_for_memory_exit_2_and_write_nothing(
     # Widths 3,2,1 on m = 4: P = 2 (3 + 1) + 1 (2 + 1) = 11 and (3 + 2 + 1)
     # * 4 = 24 activation entries: grad (float32) (22 + 4 * 24) * 4 = 472
     # bytes; check (float64) (22 + 96) * 8 = 944, plus finite differences of
-    # 6 + 2 + 2 + 1 = 11 entries, 2 * 11 * (2 + 1) * 4 * 8 = 2112: 3056.
+    # 6 + 2 + 2 + 1 = 11 entries, each 2 passes of (2 + 1) * 4 float64s and
+    # 6 copies of the 11 parameters: 11 * (24 + 66) * 8 = 7920: 8864.
     monkeypatch.setattr(_memory, "available_memory", lambda: 400)
     out_path = tmp_path / "out" / "G.npz"
     out_path.parent.mkdir()
@@ -1001,8 +1003,8 @@ def test_files_too_large_for_memory_exit_2_and_write_nothing(
         )
     else:
         assert err == (
-            f"{start}3,2,1, m = 4) needs about 3.1 kB (A[0] alone is (3, 4) = "
-            "96 bytes in float64, the finite differences 2.1 kB); this machine "
+            f"{start}3,2,1, m = 4) needs about 8.9 kB (A[0] alone is (3, 4) = "
+            "96 bytes in float64, the finite differences 7.9 kB); this machine "
             "has 400 bytes available; use smaller widths or fewer examples, or "
             "--fd none\n"
         )
@@ -1109,3 +1111,18 @@ def test_other_xla_errors_keep_their_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr("manual_bp.cli.init", _raise(error))
     with pytest.raises(jax.errors.JaxRuntimeError, match="something else"):
         main(argv("init --layers 3,2,1 --out", tmp_path / "P.npz"))
+
+
+def help_text(capsys, command):
+    """The --help of a subcommand, lines joined so a phrase is not split."""
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_check_help_says_fd_all_runs_two_passes_per_parameter(capsys):
+    assert (
+        "all runs 2 P forward passes for the P parameters, so it is slow for "
+        "large networks" in help_text(capsys, "check")
+    )

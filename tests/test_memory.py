@@ -31,15 +31,28 @@ def test_memory_needed_of_the_document_network():
     )
 
 
-def test_memory_needed_counts_two_passes_per_finite_difference():
+def test_memory_needed_counts_passes_and_parameter_copies_per_finite_difference():
     # 27 entries (W[1] 8, b[1] 4, W[2] 8, b[2] 3, W[3] 3, b[3] 1), each two
-    # float64 forward passes of (4 + 3 + 1) * 2 = 16 entries: 2 * 27 * 16 * 8
-    # = 6912 bytes on top of the 1520 above, whatever the network's dtype.
+    # float64 forward passes of (4 + 3 + 1) * 2 = 16 entries and 6 float64
+    # copies of the P = 43 parameters: 27 * (2 * 16 + 6 * 43) * 8 = 27 * 290
+    # * 8 = 62640 bytes on top of the 1520 above, whatever the network's dtype.
     need = memory_needed((5, 4, 3, 1), 2, np.float64, fd_entries=27)
-    assert (need.total, need.fd_bytes) == (1520 + 6912, 6912)
-    # At most 64 entries at once: 2 * 64 * 16 * 8 = 16384.
+    assert (need.total, need.fd_bytes) == (1520 + 62640, 62640)
+    # At most 64 entries at once: 64 * 290 * 8 = 148480.
     need = memory_needed((5, 4, 3, 1), 2, np.float64, fd_entries=1000)
-    assert (need.total, need.fd_bytes) == (1520 + 16384, 16384)
+    assert (need.total, need.fd_bytes) == (1520 + 148480, 148480)
+
+
+def test_memory_needed_of_all_finite_differences_of_a_wide_layer():
+    # Widths 3000,3000,1, m = 1, --fd all: P = 3000 * 3001 + 1 * 3001 =
+    # 9006001. Without finite differences (2P + 4 * 6001 * 1) * 8 =
+    # 144288048 bytes; with them 64 entries at once, each 2 * 3001 * 1
+    # activation entries and 6 P parameter copies: 64 * (6002 + 54036006)
+    # * 8 = 27669508096 bytes (27.7 GB), more than XLA's 25.7 GB measured
+    # for this run, so a machine without it is refused before XLA runs out.
+    need = memory_needed((3000, 3000, 1), 1, np.float64, fd_entries=9006001)
+    assert need.fd_bytes == 27669508096
+    assert need.total == 144288048 + 27669508096
 
 
 def test_memory_needed_of_wide_layers_names_the_largest_weight():
@@ -76,12 +89,12 @@ def test_check_memory_refuses_naming_the_largest_array_and_the_sizes():
 
 
 def test_check_memory_names_the_finite_differences_share():
-    # 1520 + 6912 = 8432 bytes, as above.
+    # 1520 + 62640 = 64160 bytes, as above.
     with pytest.raises(
         InputError,
         match=re.escape(
-            "needs about 8.4 kB (W[1] alone is (4, 5) = 160 bytes in float64, the "
-            "finite differences 6.9 kB); this machine has 1.0 kB available"
+            "needs about 64.2 kB (W[1] alone is (4, 5) = 160 bytes in float64, the "
+            "finite differences 62.6 kB); this machine has 1.0 kB available"
         ),
     ):
         check_memory((5, 4, 3, 1), 2, "float64", "it", "advice", 27, 1000)
