@@ -48,15 +48,24 @@ def save_params(path: PathLike, params: Any) -> None:
     Raises:
       ValueError: if the parameters' shapes or dtypes do not chain (the
         file would be refused when read back).
-      InputError: if `path` exists and is not a regular file (a directory,
-        a device, a FIFO), or the file cannot be written; nothing is left
-        behind. A symbolic link is written through.
+      InputError: if an entry is NaN or infinite (worded as `load_params`
+        words it, e.g. "P.npz: W[2] has a NaN at (0, 1)"), if `path` exists
+        and is not a regular file (a directory, a device, a FIFO), or if the
+        file cannot be written; nothing is written then. A symbolic link is
+        written through.
     """
     check_shapes(params)
     arrays = {}
     for l, (W, b) in enumerate(layers(params), start=1):
         arrays[f"W{l}"] = np.asarray(W)
         arrays[f"b{l}"] = np.asarray(b)
+    problems = [
+        f"{os.fspath(path)}: {problem}"
+        for key, a in arrays.items()
+        if (problem := _nonfinite(_notation(key), a)) is not None
+    ]
+    if problems:  # load_params would refuse the file
+        raise InputError("\n".join(problems))
     _write_npz(path, arrays)
 
 

@@ -486,6 +486,27 @@ def test_save_params_writes_through_a_symbolic_link(tmp_path, params):
     )
 
 
+def test_save_params_refuses_non_finite_entries_as_load_params_words_them(
+    tmp_path, params
+):
+    W2 = params[1].W.at[2, 1].set(jnp.nan).at[0, 3].set(jnp.inf)
+    b3 = params[2].b.at[0, 0].set(-jnp.inf)
+    bad = (params[0], Layer(W2, params[1].b), Layer(params[2].W, b3))
+    path = tmp_path / "P.npz"
+    path.write_bytes(b"an earlier file")
+    with pytest.raises(InputError) as caught:
+        save_params(path, bad)
+    # Row-major order: (0, 3) comes before (2, 1), so the inf is first; one
+    # more non-finite entry in W[2]; then b[3]'s -inf. load_params says the
+    # same of such a file ("has a NaN at (0, 1)" in the loader's test).
+    assert str(caught.value) == (
+        f"{path}: W[2] has an inf at (0, 3) (1 more non-finite)\n"
+        f"{path}: b[3] has a -inf at (0, 0)"
+    )
+    assert path.read_bytes() == b"an earlier file"
+    assert [p.name for p in tmp_path.iterdir()] == ["P.npz"]
+
+
 # save_grads
 
 
