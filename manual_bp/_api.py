@@ -21,6 +21,9 @@ _STATIC = ("activation", "form", "cost")
 def _derive(
     params: Any, X: Any, Y: Any, activation: str, form: str, cost: str
 ) -> Derivation:
+    for name, a in (("A[0] (X)", X), ("Y", Y)):
+        if a is None:
+            raise ValueError(f"{name} is None: the gradient needs X and Y")
     check_shapes(params, X, Y)
     dtype = layers(params)[0][0].dtype
     X = jnp.asarray(X, dtype)

@@ -152,6 +152,16 @@ def _shape(a: Any) -> tuple[int, ...] | None:
     return None if shape is None else tuple(shape)
 
 
+def _has_shape(a: Any, shape: tuple[int, ...] | None) -> str:
+    """ "shape (3, 4)", or what `a` is when it is not an array at all."""
+    if shape is not None:
+        return f"shape {shape}"
+    return (
+        f"no shape: it is a {type(a).__name__}, not an array (convert it with "
+        "jnp.asarray)"
+    )
+
+
 def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
     """Checks that the parameters (and X, Y if given) chain as the document's.
 
@@ -178,7 +188,8 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
     x_shape = _shape(X) if X is not None else None
     if X is not None and (x_shape is None or len(x_shape) != 2):
         problems.append(
-            f"A[0] (X) has shape {x_shape}, expected (n[0], m): one example per column"
+            f"A[0] (X) has {_has_shape(X, x_shape)}, expected (n[0], m): one example "
+            "per column"
         )
         x_shape = None
     n_prev = x_shape[0] if x_shape else None
@@ -187,7 +198,7 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
         w_shape, b_shape = _shape(W), _shape(b)
         if w_shape is None or len(w_shape) != 2:
             problems.append(
-                f"layer {l}: W[{l}] has shape {w_shape}, expected a matrix "
+                f"layer {l}: W[{l}] has {_has_shape(W, w_shape)}, expected a matrix "
                 f"(n[{l}], n[{l - 1}])"
             )
             n_l = b_shape[0] if b_shape else None
@@ -210,7 +221,7 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
                 )
         if n_l is not None and b_shape != (n_l, 1):
             msg = (
-                f"layer {l}: b[{l}] has shape {b_shape}, expected "
+                f"layer {l}: b[{l}] has {_has_shape(b, b_shape)}, expected "
                 f"(n[{l}], 1) = ({n_l}, 1)"
             )
             if b_shape == (n_l,):
@@ -255,7 +266,7 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
             or (None not in expected and y_shape != expected)
         ):
             shown = "(n[L], m)" if None in expected else f"(n[L], m) = {expected}"
-            msg = f"Y has shape {y_shape}, expected {shown}"
+            msg = f"Y has {_has_shape(Y, y_shape)}, expected {shown}"
             if m is not None and y_shape == (m,) and n[L] == 1:
                 msg += "; labels go one example per column: pass Y.reshape(1, -1)"
             elif m is not None and y_shape == (m, n[L]):

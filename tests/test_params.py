@@ -493,3 +493,24 @@ def test_init_refuses_a_dtype_the_gradients_refuse(dtype):
 def test_init_refuses_a_scale_that_overflows_the_dtype():
     with pytest.raises(ValueError, match=r"scale 1e\+39 overflows float32: W\[1\]"):
         manual_bp.init((3, 2), jax.random.key(0), "normal", 1e39)
+
+
+def test_a_list_for_X_is_named_as_a_list_not_given_shape_none():
+    # Under jax.jit a list is a tree of scalars, not an array: it has no shape.
+    params = manual_bp.init((2, 1), jax.random.key(0))
+    with pytest.raises(ValueError) as err:
+        manual_bp.grad(params, [[1.0, 2.0], [3.0, 4.0]], jnp.ones((1, 2)))
+    assert str(err.value) == (
+        "A[0] (X) has no shape: it is a list, not an array (convert it with "
+        "jnp.asarray), expected (n[0], m): one example per column"
+    )
+
+
+@pytest.mark.parametrize("missing", ["X", "Y"])
+def test_grad_names_a_missing_X_or_Y(missing):
+    params = manual_bp.init((2, 1), jax.random.key(0))
+    X, Y = jnp.ones((2, 3)), jnp.ones((1, 3))
+    args = (None, Y) if missing == "X" else (X, None)
+    name = "A[0] (X)" if missing == "X" else "Y"
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)} is None: the gradient"):
+        manual_bp.grad(params, *args)
