@@ -33,6 +33,7 @@ from manual_bp._datasets import DATASETS, load_dataset
 from manual_bp._io import (
     InputError,
     check_output_paths,
+    check_suffix,
     load_data,
     load_params,
     save_params,
@@ -277,13 +278,16 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
       The plot's file format (its suffix, "png" without one), or None.
 
     Raises:
-      InputError: for a missing directory, matplotlib missing for --plot,
-        or a plot format matplotlib cannot write.
+      InputError: for a missing directory, an --out not named .npz, a
+        --history not named .csv, matplotlib missing for --plot, or a plot
+        format matplotlib cannot write.
     """
     check_output_paths(
         {f"--{flag}": getattr(args, flag) for flag in ("out", "history", "plot")},
         {"--data": args.data, "--init": args.init},
     )
+    check_suffix("--out", args.out, ".npz", "train writes an .npz archive")
+    check_suffix("--history", args.history, ".csv", "train writes CSV")
     if args.plot is None:
         return None
     try:

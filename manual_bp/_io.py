@@ -627,3 +627,20 @@ def check_output_paths(
                 "destroy that, so give another path"
             )
         seen[real] = flag
+
+
+def check_suffix(flag: str, path: PathLike | None, suffix: str, writes: str) -> None:
+    """Refuses an output whose name does not end in what is written there.
+
+    Args:
+      flag: the option, e.g. "--out".
+      path: its path; None (not asked for) passes.
+      suffix: the suffix the content has, e.g. ".npz"; any case passes.
+      writes: the message's middle, e.g. "grad writes an .npz archive".
+
+    Raises:
+      InputError: e.g. "--out g.csv: grad writes an .npz archive; name it
+        .npz".
+    """
+    if path is not None and not os.fspath(path).lower().endswith(suffix):
+        raise InputError(f"{flag} {path}: {writes}; name it {suffix}")

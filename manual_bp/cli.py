@@ -38,6 +38,7 @@ from manual_bp._example import DOCUMENT_M, DOCUMENT_SIZES, example_problem
 from manual_bp._io import (
     InputError,
     check_output_paths,
+    check_suffix,
     load_data,
     load_params,
     save_grads,
@@ -242,8 +243,7 @@ def run_example(args: argparse.Namespace) -> int:
 
 def run_draw(args: argparse.Namespace) -> int:
     check_output_paths({"--out": args.out}, {})
-    if not args.out.lower().endswith(".png"):
-        raise InputError(f"--out {args.out}: draw writes a PNG; name it .png")
+    check_suffix("--out", args.out, ".png", "draw writes a PNG")
     try:
         # A symbolic link is written through: the link stays, its target
         # gets the picture.
@@ -256,6 +256,7 @@ def run_draw(args: argparse.Namespace) -> int:
 
 def run_init(args: argparse.Namespace) -> int:
     check_output_paths({"--out": args.out}, {})
+    check_suffix("--out", args.out, ".npz", "init writes an .npz archive")
     if args.scale is not None and args.scheme != "normal":
         raise InputError(
             f"--scale sets the normal scheme's standard deviation; the "
@@ -279,6 +280,7 @@ def run_grad(args: argparse.Namespace) -> int:
     check_output_paths(
         {"--out": args.out}, {"--params": args.params, "--data": args.data}
     )
+    check_suffix("--out", args.out, ".npz", "grad writes an .npz archive")
     params, X, Y = _load_problem(args)
     C, grads = value_and_grad(params, X, Y, args.activation, args.form, args.cost)
     comparison = compare(

@@ -892,6 +892,67 @@ def test_out_through_a_symbolic_link_writes_the_target_and_keeps_the_link(
     assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["target.npz"]
 
 
+# Each output named with a suffix other than what is written there; the
+# message follows draw's "draw writes a PNG; name it .png".
+WRONG_SUFFIX = [
+    pytest.param(
+        "init --layers 3,1",
+        "--out",
+        "P.csv",
+        "init writes an .npz archive",
+        ".npz",
+        id="init",
+    ),
+    pytest.param(
+        "grad", "--out", "G.csv", "grad writes an .npz archive", ".npz", id="grad"
+    ),
+    pytest.param(
+        "train --epochs 1",
+        "--out",
+        "P.txt",
+        "train writes an .npz archive",
+        ".npz",
+        id="train-out",
+    ),
+    pytest.param(
+        "train --epochs 1",
+        "--history",
+        "H.npz",
+        "train writes CSV",
+        ".csv",
+        id="train-history",
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "flag", "name", "writes", "suffix"), WRONG_SUFFIX)
+def test_output_named_for_another_format_exits_2_and_writes_nothing(
+    tmp_path, capsys, params_file, csv_file, command, flag, name, writes, suffix
+):
+    if command == "grad":
+        command = ("grad --params", params_file, "--data", csv_file)
+    elif command.startswith("train"):
+        command = (command, "--data", csv_file)
+    else:
+        command = (command,)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / name
+    code, stdout, err = run(capsys, *command, flag, out)
+    assert code == 2 and stdout == ""
+    assert err == (
+        f"manual-bp {argv(*command)[0]}: error: {flag} {out}: {writes}; name it "
+        f"{suffix}\n"
+    )
+    assert list(out_dir.iterdir()) == []
+
+
+def test_output_suffix_is_matched_in_any_case(tmp_path, capsys):
+    out = tmp_path / "P.NPZ"
+    code, _, _ = run(capsys, "init --layers 3,1 --out", out)
+    assert code == 0 and out.exists()
+
+
 # memory: the guard before any array is made, and XLA running out anyway
 
 
