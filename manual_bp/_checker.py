@@ -363,10 +363,23 @@ def check(
       that differs; and the finite differences.
 
     Raises:
-      ValueError: if the shapes do not chain, or for an unknown option.
+      ValueError: if the shapes do not chain, for an unknown option, a
+        `fd_samples` below 1, or a `hand_written` that is not a Derivation.
     """
     if fd not in FD_CHOICES:
         raise ValueError(f"unknown fd {fd!r}; expected one of: {', '.join(FD_CHOICES)}")
+    if fd == "sample" and (
+        isinstance(fd_samples, bool)
+        or not isinstance(fd_samples, int)
+        or fd_samples < 1
+    ):
+        raise ValueError(f"fd_samples must be a positive integer, got {fd_samples!r}")
+    if hand_written is not None and not isinstance(hand_written, Derivation):
+        raise ValueError(
+            "hand_written must be a Derivation (as manual_bp.derivation returns, "
+            f"with A, Z, dA, delta, dW and db by layer), got "
+            f"{type(hand_written).__name__}"
+        )
     sizes = check_shapes(params, X, Y)
     dtype = layers(params)[0][0].dtype
     X, Y = jnp.asarray(X, dtype), jnp.asarray(Y, dtype)

@@ -186,3 +186,20 @@ def test_the_float32_advice_without_x64_works_as_written():
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True", "3"]  # W[1] (1, 2) and b[1] (1, 1)
+
+
+@pytest.mark.parametrize("samples", [0, -1, 2.5, True])
+def test_check_refuses_fd_samples_below_one_or_not_an_integer(samples):
+    params, X, Y = problem()
+    with pytest.raises(
+        ValueError, match=r"fd_samples must be a positive integer, got "
+    ):
+        mb.check(params, X, Y, fd_samples=samples)
+
+
+def test_check_refuses_gradients_in_place_of_a_derivation():
+    params, X, Y = problem()
+    with pytest.raises(
+        ValueError, match=r"hand_written must be a Derivation .* got tuple"
+    ):
+        mb.check(params, X, Y, hand_written=mb.grad(params, X, Y))
