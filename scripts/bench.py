@@ -665,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1)
+        progress(f"wrote {args.json}")
     if args.plot:
         if plot(rungs, args.plot):
             progress(f"wrote {args.plot}")
