@@ -51,6 +51,7 @@ from manual_bp._render import RenderSettings, render_latex, render_markdown
 
 DTYPES = ("float32", "float64")
 FORMATS = ("text", "markdown", "latex")
+CHECK_M = 8  # check's examples on its random network
 
 
 def walkthrough(
@@ -312,12 +313,41 @@ def run_grad(args: argparse.Namespace) -> int:
     return 0 if comparison.ok else 1
 
 
+def _refuse_random_network_options(args: argparse.Namespace) -> None:
+    """Refuses the options of check's random network given with files.
+
+    --seed also picks the entries of --fd sample, so it is refused only
+    with --fd all or none, where it would change nothing.
+    """
+    given = [
+        flag for flag in ("--layers", "--m") if getattr(args, flag[2:]) is not None
+    ]
+    if args.seed is not None and args.fd != "sample":
+        given.append("--seed")
+    elif args.seed is None:
+        args.seed = 0
+    if given:
+        names = " and ".join([", ".join(given[:-1]), given[-1]] if given[1:] else given)
+        verb = "applies" if len(given) == 1 else "apply"
+        seed_too = " (--seed also picks the entries of --fd sample)"
+        raise InputError(
+            f"{names} {verb} only without --params and --data, which give the "
+            f"network and the data{seed_too if '--seed' in given else ''}; leave "
+            f"{'it' if len(given) == 1 else 'them'} out"
+        )
+
+
 def run_check(args: argparse.Namespace) -> int:
     if (args.params is None) != (args.data is None):
         raise InputError("--params and --data go together: give both or neither")
     if args.params is not None:
+        _refuse_random_network_options(args)
         params, X, Y = _load_problem(args)
     else:
+        # None: not given on the command line (see the parser).
+        args.layers = DOCUMENT_SIZES if args.layers is None else args.layers
+        args.m = CHECK_M if args.m is None else args.m
+        args.seed = 0 if args.seed is None else args.seed
         _check_layers_memory(args)
         params, X, Y = example_problem(
             args.seed, args.layers, args.m, np.dtype(args.dtype)
@@ -488,14 +518,24 @@ def parser() -> argparse.ArgumentParser:
         "checks the gradients against finite differences. Runs on a seeded "
         "random network, or on --params and --data files.",
     )
+    # None marks an option not given, which --params and --data refuse.
     p.add_argument(
         "--layers",
         type=layer_sizes,
-        default=DOCUMENT_SIZES,
-        help="widths n[0],...,n[L] of the random network (default: 5,4,3,1)",
+        help="widths n[0],...,n[L] of the random network, without --params "
+        "and --data (default: 5,4,3,1)",
     )
-    p.add_argument("--m", type=positive_int, default=8, help="examples (default: 8)")
-    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument(
+        "--m",
+        type=positive_int,
+        help=f"examples of the random network (default: {CHECK_M})",
+    )
+    p.add_argument(
+        "--seed",
+        type=seed,
+        help="seed of the random network and of the entries --fd sample picks "
+        "(default: 0)",
+    )
     p.add_argument("--params", help=".npz with W1, b1, ..., WL, bL")
     p.add_argument("--data", help=".npz or .csv, as for grad")
     p.add_argument(

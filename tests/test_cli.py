@@ -699,6 +699,58 @@ def test_check_params_without_data_exits_2(capsys, params_file):
     assert "manual-bp check: error: --params and --data go together" in err
 
 
+# Options of check's random network given with --params and --data, and
+# the start of the message naming them ("applies" for one, "apply" for more).
+RANDOM_NETWORK_OPTIONS = [
+    pytest.param("--layers 9,9,9", "--layers applies", "it", id="layers"),
+    pytest.param("--m 3", "--m applies", "it", id="m"),
+    pytest.param("--layers 3,2,1 --m 4", "--layers and --m apply", "them", id="both"),
+    pytest.param(
+        "--layers 3,2,1 --m 4 --seed 1 --fd all",
+        "--layers, --m and --seed apply",
+        "them",
+        id="seed-fd-all",
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "names", "pronoun"), RANDOM_NETWORK_OPTIONS)
+def test_check_refuses_random_network_options_with_files(
+    tmp_path, capsys, params_file, csv_file, options, names, pronoun
+):
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run(
+        capsys, "check --params", params_file, "--data", csv_file, options
+    )
+    assert code == 2 and out == ""
+    seed_too = " (--seed also picks the entries of --fd sample)"
+    assert err == (
+        f"manual-bp check: error: {names} only without --params and --data, "
+        f"which give the network and the data{seed_too if 'seed' in options else ''}"
+        f"; leave {pronoun} out\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_check_seed_with_files_picks_the_sampled_entries(capsys, params_file, csv_file):
+    # With --fd sample the seed still chooses which entries are perturbed, so
+    # it is accepted with files and changes the sampled indices.
+    def sampled(seed):
+        code, out, _ = run(
+            capsys,
+            "check --json --params",
+            params_file,
+            "--data",
+            csv_file,
+            "--fd-samples 2 --seed",
+            seed,
+        )
+        assert code == 0
+        return [e["index"] for e in json.loads(out)["finite_differences"]]
+
+    assert sampled(1) != sampled(2)
+
+
 def test_check_unknown_mistake_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv("check --mistake off_by_two"))
