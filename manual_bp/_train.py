@@ -35,6 +35,7 @@ import numpy as np
 from manual_bp._api import grad
 from manual_bp._costs import check_cost, cost_of_output
 from manual_bp._forward import forward
+from manual_bp._io import check_data
 from manual_bp._optim import sgd_step
 from manual_bp._params import Layer, check_shapes, layers
 
@@ -296,14 +297,27 @@ def train(
     X, Y = jnp.asarray(X, dtype), jnp.asarray(Y, dtype)
     if X.ndim == 2 and X.shape[1] == 0:
         raise ValueError("the training set is empty: X has m = 0 columns")
+    if (X_val is None) != (Y_val is None):
+        raise ValueError(
+            "X_val and Y_val go together: pass both, or neither for no validation set"
+        )
+    # Values first (NaN would otherwise surface as divergence), then shapes.
+    check_data(X, Y, "training set")
     check_shapes(params, X, Y)
     check_labels(Y, "training labels")
     if X_val is None:
         X_val = jnp.zeros((X.shape[0], 0), dtype)
         Y_val = jnp.zeros((Y.shape[0], 0), dtype)
     X_val, Y_val = jnp.asarray(X_val, dtype), jnp.asarray(Y_val, dtype)
-    if X_val.shape[1] > 0:
-        check_shapes(params, X_val, Y_val)
+    if X_val.ndim != 2 or X_val.shape[1] > 0:
+        check_data(X_val, Y_val, "validation set")
+        try:
+            check_shapes(params, X_val, Y_val)
+        except ValueError as err:
+            lines = str(err).splitlines()
+            raise ValueError(
+                "\n".join(f"validation set: {line}" for line in lines)
+            ) from None
         check_labels(Y_val, "validation labels")
     key = jax.random.key(0) if key is None else key
     has_val = X_val.shape[1] > 0

@@ -159,6 +159,50 @@ def test_load_breast_cancer_shapes_labels_and_class_counts():
     assert float(X[0, 0]) == 17.99 and float(Y[0, 0]) == 1.0
 
 
+def _small_problem():
+    params = mb.init((3, 2, 1), jax.random.key(0))
+    X = np.random.default_rng(0).normal(size=(3, 10))
+    return params, X, (X[:1] > 0).astype(np.float64)
+
+
+@pytest.mark.parametrize(
+    ("X_val", "Y_val", "message"),
+    [
+        # n[0] = 2 rows where the network takes 3: named as the validation set's.
+        (
+            np.ones((2, 4)),
+            np.ones((1, 4)),
+            "validation set: layer 1: W[1] has shape (2, 3), expected "
+            "(n[1], n[0]) = (2, 2), n[0] = 2 being the rows of A[0] (X)",
+        ),
+        (
+            np.ones((3, 4)),
+            np.ones((4, 1)),
+            "validation set: Y has shape (4, 1), expected (n[L], m) = (1, 4): "
+            "examples go in columns; pass Y.T",
+        ),
+        (
+            np.ones((3, 4)),
+            None,
+            "X_val and Y_val go together: pass both, or neither for no validation set",
+        ),
+    ],
+    ids=["rows", "transposed-labels", "labels-missing"],
+)
+def test_train_names_the_validation_set_in_its_errors(X_val, Y_val, message):
+    params, X, Y = _small_problem()
+    with pytest.raises(ValueError) as err:
+        mb.train(params, X, Y, epochs=1, learning_rate=0.1, X_val=X_val, Y_val=Y_val)
+    assert str(err.value) == message
+
+
+def test_train_refuses_nan_data_before_training_not_as_divergence():
+    params, X, Y = _small_problem()
+    X[1, 2] = np.nan
+    with pytest.raises(InputError, match=r"^training set: X has a NaN at \(1, 2\)"):
+        mb.train(params, X, Y, epochs=1, learning_rate=0.1)
+
+
 def test_load_breast_cancer_refuses_half_precision_like_the_rest():
     X, _ = load_breast_cancer(jnp.float32)
     assert X.dtype == jnp.float32
