@@ -225,7 +225,7 @@ def _check_param_keys(path: str, keys: list[str]) -> int:
     if missing or extra:
         raise InputError(
             f"{path}: {_key_problems(missing, extra)} (expected "
-            f"{', '.join(expected)} for L = {L} layers)"
+            f"{', '.join(expected)} for L = {L} {_plural(L, 'layer')})"
         )
     return L
 
@@ -350,19 +350,19 @@ def _parse_rows(
     problems = []
     if width < 2:
         problems.append(
-            f"line {first_line} has {width} cell, expected at least 2: the "
+            f"line {first_line} has {_count(width, 'cell')}, expected at least 2: the "
             "features, then the label in the last column"
         )
     if header is not None and len(header[1]) != width:
         problems.append(
-            f"line {header[0]} (header) has {len(header[1])} cells, expected "
+            f"line {header[0]} (header) has {_count(len(header[1]), 'cell')}, expected "
             f"{width} like line {first_line}, the first data row"
         )
     rows = []
     for line, cells in numbered:
         if len(cells) != width:
             problems.append(
-                f"line {line} has {len(cells)} cells, expected {width} like "
+                f"line {line} has {_count(len(cells), 'cell')}, expected {width} like "
                 f"line {first_line}, the first data row"
             )
             continue
@@ -577,6 +577,16 @@ def _key_problems(missing: list[str], extra: list[str]) -> str:
     if extra:
         parts.append(f"unexpected keys: {', '.join(extra)}")
     return "; ".join(parts)
+
+
+def _plural(n: int, noun: str) -> str:
+    """`noun` for one, `noun`s otherwise: "cell", "cells"."""
+    return noun if n == 1 else f"{noun}s"
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 cell", "3 cells"."""
+    return f"{n} {_plural(n, noun)}"
 
 
 def _reason(err: OSError) -> str:

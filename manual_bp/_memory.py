@@ -165,10 +165,15 @@ def advice(args: argparse.Namespace) -> str:
 
 
 def format_bytes(count: int) -> str:
-    """count in decimal units: 40000000000 -> "40.0 GB", 512 -> "512 bytes"."""
-    value, unit = float(count), "bytes"
-    for larger in ("kB", "MB", "GB", "TB", "PB"):
-        if value < 1000:
-            break
-        value, unit = value / 1000, larger
-    return f"{count} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+    """count in decimal units: 40000000000 -> "40.0 GB", 512 -> "512 bytes".
+
+    Beyond the largest unit (999.9 YB), a power of ten: "6.4e+27 bytes".
+    """
+    if count < 1000:
+        return f"{count} bytes"
+    value = float(count)
+    for unit in ("kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"):
+        value /= 1000
+        if round(value, 1) < 1000:  # 999.96 would print as 1000.0: go on
+            return f"{value:.1f} {unit}"
+    return f"{float(count):.1e} bytes"

@@ -31,7 +31,7 @@ from manual_bp._arguments import layer_sizes, positive_float, positive_int, seed
 from manual_bp._backward import FORMS
 from manual_bp._check import compare, tolerance
 from manual_bp._checker import FD_CHOICES, check
-from manual_bp._cli_train import add_train_parser
+from manual_bp._cli_train import PLOT_EXTRA, add_train_parser
 from manual_bp._costs import COSTS, cost_of_output
 from manual_bp._draw import draw_network
 from manual_bp._example import DOCUMENT_M, DOCUMENT_SIZES, example_problem
@@ -245,6 +245,12 @@ def run_example(args: argparse.Namespace) -> int:
 def run_draw(args: argparse.Namespace) -> int:
     check_output_paths({"--out": args.out}, {})
     check_suffix("--out", args.out, ".png", "draw writes a PNG")
+    try:
+        import matplotlib  # noqa: F401  (drawing imports it; say how to install)
+    except ImportError:
+        raise InputError(
+            f"draw needs matplotlib, which is not installed: {PLOT_EXTRA}"
+        ) from None
     try:
         # A symbolic link is written through: the link stays, its target
         # gets the picture.
@@ -465,7 +471,7 @@ def parser() -> argparse.ArgumentParser:
         help="draw the network as a PNG (needs matplotlib)",
         description="Draws the network as the document's Figure 1: a column "
         "of nodes per layer, labelled with n[l] and the shapes of W[l] and "
-        "b[l]. Needs matplotlib: pip install 'manual_bp[plot]'.",
+        f"b[l]. Needs matplotlib: {PLOT_EXTRA}.",
     )
     p.add_argument(
         "--layers",

@@ -828,6 +828,19 @@ def test_check_says_when_a_mistake_changes_nothing(capsys):
     )
 
 
+def test_draw_without_matplotlib_says_both_ways_to_install(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import raises ImportError
+    code, out, err = run(capsys, "draw --out", tmp_path / "net.png")
+    assert code == 2 and out == ""
+    assert err == (
+        "manual-bp draw: error: draw needs matplotlib, which is not installed: "
+        "pip install 'manual_bp[plot]', or pip install -e '.[plot]' in a clone\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_draw_refuses_an_out_that_is_not_png(tmp_path, capsys):
     code, _, err = run(capsys, "draw --out", tmp_path / "net.pdf")
     assert code == 2 and "draw writes a PNG; name it .png" in err
@@ -1238,4 +1251,12 @@ def test_check_help_says_fd_all_runs_two_passes_per_parameter(capsys):
     assert (
         "all runs 2 P forward passes for the P parameters, so it is slow for "
         "large networks" in help_text(capsys, "check")
+    )
+
+
+@pytest.mark.parametrize("command", ["draw", "train"])
+def test_help_gives_both_ways_to_install_matplotlib(capsys, command):
+    assert (
+        "pip install 'manual_bp[plot]', or pip install -e '.[plot]' in a clone"
+        in help_text(capsys, command)
     )

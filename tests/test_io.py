@@ -138,6 +138,14 @@ def test_load_params_reports_missing_and_unexpected_keys(tmp_path):
     )
 
 
+def test_load_params_one_layer_in_the_singular(tmp_path):
+    path = tmp_path / "P.npz"
+    np.savez(path, W1=np.zeros((1, 2)))
+    with pytest.raises(InputError) as info:
+        load_params(path)
+    assert str(info.value) == f"{path}: missing b1 (expected W1, b1 for L = 1 layer)"
+
+
 def test_load_params_no_layer_keys(tmp_path):
     path = tmp_path / "P.npz"
     np.savez(path, weights=np.zeros((2, 2)))
@@ -375,6 +383,23 @@ def test_load_data_csv_reports_every_bad_line(tmp_path):
         f"{path}: line 2, column 2: '' is not a number",
         f"{path}: line 3 has 2 cells, expected 3 like line 1, the first data row",
     ]
+
+
+def test_load_data_csv_counts_one_cell_in_the_singular(tmp_path):
+    # A one-cell row after three-cell rows, and a one-cell header over them.
+    path = _write_csv(tmp_path, "1,2,0\n3,4,1\n5\n")
+    with pytest.raises(InputError) as info:
+        load_data(path)
+    assert str(info.value) == (
+        f"{path}: line 3 has 1 cell, expected 3 like line 1, the first data row"
+    )
+    path = _write_csv(tmp_path, "label\n1,2,0\n", name="H.csv")
+    with pytest.raises(InputError) as info:
+        load_data(path)
+    assert str(info.value) == (
+        f"{path}: line 1 (header) has 1 cell, expected 3 like line 2, the first "
+        "data row"
+    )
 
 
 def test_load_data_csv_nan_cell_names_line_and_column(tmp_path):

@@ -126,7 +126,11 @@ def test_check_memory_reads_the_machine_when_not_told(monkeypatch):
         (1000, "1.0 kB"),
         (21_300_000_000, "21.3 GB"),
         (2_100_000_000_000, "2.1 TB"),
-        (5 * 10**18, "5000.0 PB"),
+        (999_960, "1.0 MB"),  # 999.96 kB rounds to 1000.0: the next unit
+        (5 * 10**18, "5.0 EB"),
+        (64 * 10**23, "6.4 YB"),  # was "6400000000.0 PB"
+        (999_949 * 10**21, "999.9 YB"),
+        (64 * 10**26, "6.4e+27 bytes"),  # beyond 999.9 YB: a power of ten
     ],
 )
 def test_format_bytes_in_decimal_units(count, text):
