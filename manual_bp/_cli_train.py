@@ -138,7 +138,12 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
         default="tanh",
         help="g of the hidden layers; the output is a sigmoid (default: %(default)s)",
     )
-    p.add_argument("--cost", choices=COSTS, default="cross_entropy")
+    p.add_argument(
+        "--cost",
+        choices=COSTS,
+        default="cross_entropy",
+        help="the cost averaged over m (default: %(default)s)",
+    )
     p.add_argument("--epochs", type=positive_int, default=30, help="(default: 30)")
     p.add_argument(
         "--lr", type=positive_float, default=0.1, help="learning rate (default: 0.1)"
@@ -176,7 +181,12 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="FILE.png",
         help=f"plot the cost and accuracy curves (needs matplotlib: {PLOT_EXTRA})",
     )
-    p.add_argument("--dtype", choices=DTYPES, default="float32")
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="dtype of the parameters and data (default: %(default)s)",
+    )
     p.set_defaults(run=run_train)
     return p
 

@@ -427,7 +427,12 @@ def _common(p: argparse.ArgumentParser, dtype_default: str) -> None:
         default="cross_entropy",
         help="the cost averaged over m (default: %(default)s)",
     )
-    p.add_argument("--dtype", choices=DTYPES, default=dtype_default)
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default=dtype_default,
+        help="dtype of the parameters and data (default: %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -445,7 +450,9 @@ def parser() -> argparse.ArgumentParser:
         description="Runs one forward and backward cycle of the document's "
         "example with seeded numbers and checks it against jax.grad.",
     )
-    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument(
+        "--seed", type=seed, default=0, help="seed of the numbers (default: 0)"
+    )
     p.add_argument(
         "--layers",
         type=layer_sizes,
@@ -489,14 +496,25 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--layers", type=layer_sizes, required=True, help="e.g. 5,4,3,1")
     p.add_argument("--out", required=True, help="parameters .npz to write")
-    p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--scheme", choices=SCHEMES, default="xavier")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the draw (default: 0)")
+    p.add_argument(
+        "--scheme",
+        choices=SCHEMES,
+        default="xavier",
+        help="initialisation of the W[l]; every b[l] starts at 0 "
+        "(default: %(default)s)",
+    )
     p.add_argument(
         "--scale",
         type=positive_float,
         help="standard deviation of the normal scheme (default: 0.01)",
     )
-    p.add_argument("--dtype", choices=DTYPES, default="float32")
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="dtype of the parameters (default: %(default)s)",
+    )
     p.set_defaults(run=run_init)
 
     p = sub.add_parser(

@@ -1260,3 +1260,37 @@ def test_help_gives_both_ways_to_install_matplotlib(capsys, command):
         "pip install 'manual_bp[plot]', or pip install -e '.[plot]' in a clone"
         in help_text(capsys, command)
     )
+
+
+def option_help(capsys, command, flag):
+    """The help of one option of a subcommand, lines joined."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    options = capsys.readouterr().out.split("\noptions:\n")[1]
+    # Each option's entry starts at an indent of two spaces with its flag.
+    entries = re.split(r"\n(?=  -)", options)
+    (entry,) = [e for e in entries if e.split()[0].rstrip(",") == flag]
+    return " ".join(entry.split())
+
+
+# The defaults of the parser (example and check run in float64 to compare
+# with jax.grad closely; the others in float32).
+DEFAULTS_IN_HELP = [
+    ("example", "--seed", "0"),
+    ("example", "--dtype", "float64"),
+    ("init", "--seed", "0"),
+    ("init", "--scheme", "xavier"),
+    ("init", "--dtype", "float32"),
+    ("grad", "--dtype", "float32"),
+    ("check", "--seed", "0"),
+    ("check", "--dtype", "float64"),
+    ("train", "--seed", "0"),
+    ("train", "--cost", "cross_entropy"),
+    ("train", "--dtype", "float32"),
+]
+
+
+@pytest.mark.parametrize(("command", "flag", "default"), DEFAULTS_IN_HELP)
+def test_help_shows_the_default(capsys, command, flag, default):
+    text = option_help(capsys, command, flag)
+    assert text.endswith(f"(default: {default})"), text
