@@ -30,6 +30,7 @@ from manual_bp._activations import ACTIVATIONS
 from manual_bp._arguments import positive_float, positive_int, seed
 from manual_bp._costs import COSTS
 from manual_bp._datasets import DATASETS, load_dataset
+from manual_bp._draw import PLOT_EXTRA
 from manual_bp._io import (
     InputError,
     check_output_paths,
@@ -55,7 +56,6 @@ from manual_bp._train import (
 
 DTYPES = ("float32", "float64")
 HISTORY_COLUMNS = ("epoch", "train_cost", "train_accuracy", "val_cost", "val_accuracy")
-PLOT_EXTRA = "pip install 'manual_bp[plot]', or pip install -e '.[plot]' in a clone"
 
 # Defaults for the built-in data: about 97% validation accuracy in well
 # under a second of training (12 seeds: 95.6% to 99.1%).

@@ -27,7 +27,8 @@ MAX_LAYERS = 16  # deeper networks no longer fit a readable picture
 _X_STEP = 3.0  # horizontal distance between columns, in node spacings
 _RADIUS = 0.32  # node radius, in node spacings
 _COLOURS = {"input": "#9ecae1", "hidden": "#d9d9d9", "output": "#fdae6b"}
-_INSTALL = "pip install 'manual_bp[plot]'"
+# How to install the optional plotting extra; the command line says the same.
+PLOT_EXTRA = "pip install 'manual_bp[plot]', or pip install -e '.[plot]' in a clone"
 
 
 def check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
@@ -91,7 +92,7 @@ def _matplotlib() -> SimpleNamespace:
         from matplotlib.patches import Circle
     except ImportError as err:
         raise ImportError(
-            f"drawing the network needs matplotlib, an optional extra: {_INSTALL}"
+            f"drawing the network needs matplotlib, an optional extra: {PLOT_EXTRA}"
         ) from err
     return SimpleNamespace(
         Figure=Figure,

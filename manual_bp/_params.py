@@ -24,6 +24,7 @@ SCHEMES = ("normal", "xavier", "he")
 # their 3 or 2 significant digits make the comparison with autodiff
 # meaningless at any useful tolerance.
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+DEFAULT_SCALE = 0.01  # the normal scheme's standard deviation unless given
 
 
 class Layer(NamedTuple):
@@ -59,7 +60,7 @@ def init(
     sizes: Sequence[int],
     key: jax.Array,
     scheme: str = "normal",
-    scale: float = 0.01,
+    scale: float | None = None,
     dtype: Any = jnp.float32,
 ) -> tuple[Layer, ...]:
     """Draws seeded parameters for a network of widths `sizes`.
@@ -70,17 +71,25 @@ def init(
       scheme: "normal" draws W[l] from N(0, scale^2); "xavier" (Glorot)
         from N(0, 2 / (n[l-1] + n[l])); "he" from N(0, 2 / n[l-1]).
         Biases start at zero in every scheme.
-      scale: the standard deviation of the "normal" scheme.
+      scale: the standard deviation of the "normal" scheme; None for 0.01.
+        The other schemes take theirs from the widths and refuse a scale.
       dtype: the floating dtype of every parameter.
 
     Returns:
       A tuple of L `Layer`s.
 
     Raises:
-      ValueError: for fewer than two sizes, a size below 1, or an unknown
-        scheme.
+      ValueError: for fewer than two sizes, a size below 1, an unknown
+        scheme, or a scale that is not positive and finite or is given to
+        a scheme other than "normal".
     """
     sizes = check_sizes(sizes)
+    if scale is not None and scheme != "normal":
+        raise ValueError(
+            f"scale sets the normal scheme's standard deviation; the {scheme} "
+            "scheme takes it from the widths, so leave scale out"
+        )
+    scale = DEFAULT_SCALE if scale is None else scale
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive finite number, got {scale}")
     if np.dtype(dtype) not in DTYPES:

@@ -46,7 +46,7 @@ from manual_bp._io import (
 )
 from manual_bp._memory import advice, check_memory
 from manual_bp._mistakes import MISTAKES, mistaken_derivation
-from manual_bp._params import SCHEMES, Layer, check_shapes, init
+from manual_bp._params import DEFAULT_SCALE, SCHEMES, Layer, check_shapes, init
 from manual_bp._render import RenderSettings, render_latex, render_markdown
 
 DTYPES = ("float32", "float64")
@@ -274,7 +274,7 @@ def run_init(args: argparse.Namespace) -> int:
         args.layers,
         jax.random.key(args.seed),
         args.scheme,
-        0.01 if args.scale is None else args.scale,
+        args.scale,
         args.dtype,
     )
     save_params(args.out, params)
@@ -507,7 +507,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scale",
         type=positive_float,
-        help="standard deviation of the normal scheme (default: 0.01)",
+        help=f"standard deviation of the normal scheme (default: {DEFAULT_SCALE})",
     )
     p.add_argument(
         "--dtype",

@@ -514,3 +514,16 @@ def test_grad_names_a_missing_X_or_Y(missing):
     name = "A[0] (X)" if missing == "X" else "Y"
     with pytest.raises(ValueError, match=rf"^{re.escape(name)} is None: the gradient"):
         manual_bp.grad(params, *args)
+
+
+@pytest.mark.parametrize("scheme", ["xavier", "he"])
+def test_init_refuses_a_scale_the_scheme_would_ignore(scheme):
+    # xavier and he take their standard deviation from the widths; a scale
+    # given with them used to be dropped without a word.
+    with pytest.raises(
+        ValueError,
+        match=rf"scale sets the normal scheme's standard deviation; the {scheme} ",
+    ):
+        manual_bp.init((3, 2), jax.random.key(0), scheme, scale=1e39)
+    # Left out, the scheme works as before.
+    assert manual_bp.init((3, 2), jax.random.key(0), scheme)[0].W.shape == (2, 3)
