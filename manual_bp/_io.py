@@ -652,5 +652,14 @@ def check_suffix(flag: str, path: PathLike | None, suffix: str, writes: str) -> 
       InputError: e.g. "--out g.csv: grad writes an .npz archive; name it
         .npz".
     """
-    if path is not None and not os.fspath(path).lower().endswith(suffix):
+    if path is None:
+        return
+    if not os.fspath(path).lower().endswith(suffix):
         raise InputError(f"{flag} {path}: {writes}; name it {suffix}")
+    # A symbolic link is written through: its target must fit the content too.
+    target = os.path.realpath(path)
+    if not target.lower().endswith(suffix):
+        raise InputError(
+            f"{flag} {path}: a link to {target}, which {writes} would overwrite; "
+            f"link to a {suffix} file or give another path"
+        )

@@ -957,6 +957,35 @@ def test_out_through_a_symbolic_link_writes_the_target_and_keeps_the_link(
     assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["target.npz"]
 
 
+@pytest.mark.parametrize(
+    ("command", "flag", "link_name", "target_name", "writes"),
+    [
+        (
+            "init --layers 3,1",
+            "--out",
+            "link.npz",
+            "h.csv",
+            "init writes an .npz archive",
+        ),
+        ("train --epochs 1", "--history", "link.csv", "p.npz", "train writes CSV"),
+    ],
+    ids=["npz-link-to-csv", "csv-link-to-npz"],
+)
+def test_a_link_whose_target_has_another_suffix_is_refused(
+    tmp_path, capsys, command, flag, link_name, target_name, writes
+):
+    # Written through, the link would overwrite its target with content of
+    # another kind: an .npz file turned into CSV, or the other way round.
+    target = tmp_path / target_name
+    target.write_bytes(b"an earlier file")
+    link = tmp_path / link_name
+    link.symlink_to(target)
+    code, _, err = run(capsys, *command.split(), flag, link)
+    assert code == 2
+    assert f"{flag} {link}: a link to {target}, which {writes} would overwrite" in err
+    assert target.read_bytes() == b"an earlier file"
+
+
 # Each output named with a suffix other than what is written there; the
 # message follows draw's "draw writes a PNG; name it .png".
 WRONG_SUFFIX = [
