@@ -4,8 +4,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from manual_bp._params import layers
+from manual_bp._params import check_shapes, layers
 
 
 def check_learning_rate(learning_rate: Any) -> None:
@@ -16,44 +17,60 @@ def check_learning_rate(learning_rate: Any) -> None:
     imaginary part in the cast back to the parameters' dtype. Its value is
     not checked: inside a trace it is not known.
     """
+    if not isinstance(learning_rate, int | float | np.number | np.ndarray | jax.Array):
+        raise ValueError(
+            f"learning_rate must be a real number, got {type(learning_rate).__name__}"
+        )
     shape = jnp.shape(learning_rate)
     if shape != ():
         raise ValueError(
             f"learning_rate must be a scalar, got an array of shape {shape}"
         )
-    if jnp.iscomplexobj(learning_rate) or not (
-        jnp.issubdtype(jnp.result_type(learning_rate), jnp.number)
+    kind = jnp.result_type(learning_rate)
+    if isinstance(learning_rate, bool) or not (
+        jnp.issubdtype(kind, jnp.integer) or jnp.issubdtype(kind, jnp.floating)
     ):
-        raise ValueError(
-            f"learning_rate must be a real number, got {jnp.result_type(learning_rate)}"
-        )
+        raise ValueError(f"learning_rate must be a real number, got {kind}")
 
 
 def _check_grads_match(params: Any, grads: Any) -> None:
-    """Raises ValueError unless every dW[l], db[l] has W[l]'s, b[l]'s shape."""
+    """Raises ValueError unless every dW[l], db[l] has W[l]'s, b[l]'s shape.
+
+    The parameters must be float32 or float64 (`check_shapes`), and the
+    gradients real floating point: a complex gradient would lose its
+    imaginary part in the cast back to the parameters' dtype.
+    """
+    check_shapes(params)
     theirs, ours = layers(params), layers(grads)
     if len(theirs) != len(ours):
         raise ValueError(
             f"grads has L = {len(ours)} layer(s), params has L = {len(theirs)}"
         )
-    problems = [
-        f"d{name}[{l}] has shape {jnp.shape(g)}, expected {jnp.shape(p)}, "
-        f"the shape of {name}[{l}]"
-        for l, pair in enumerate(zip(theirs, ours, strict=True), start=1)
-        for name, p, g in (("W", pair[0][0], pair[1][0]), ("b", pair[0][1], pair[1][1]))
-        if jnp.shape(g) != jnp.shape(p)
-    ]
+    problems = []
+    for l, ((W, b), (dW, db)) in enumerate(zip(theirs, ours, strict=True), start=1):
+        for name, p, g in (("W", W, dW), ("b", b, db)):
+            if jnp.shape(g) != jnp.shape(p):
+                problems.append(
+                    f"d{name}[{l}] has shape {jnp.shape(g)}, expected "
+                    f"{jnp.shape(p)}, the shape of {name}[{l}]"
+                )
+            elif not jnp.issubdtype(jnp.result_type(g), jnp.floating):
+                problems.append(
+                    f"d{name}[{l}] has dtype {jnp.result_type(g)}, expected a "
+                    "real floating dtype"
+                )
     if problems:
         raise ValueError("\n".join(problems))
 
 
 @jax.jit
 def sgd_step(params: Any, grads: Any, learning_rate: float) -> Any:
-    """Returns params - learning_rate * grads, leaf by leaf.
+    """Returns params - learning_rate * grads, layer by layer.
 
     Args:
       params: the parameters, any layout `manual_bp.grad` accepts.
-      grads: gradients in the same structure, e.g. from `manual_bp.grad`.
+      grads: the gradients, e.g. from `manual_bp.grad`, in any accepted
+        layout (not necessarily the parameters' own).
       learning_rate: the step size, one real number.
 
     Returns:
@@ -61,12 +78,16 @@ def sgd_step(params: Any, grads: Any, learning_rate: float) -> Any:
       `params`.
 
     Raises:
-      ValueError: if a dW[l] or db[l] does not have the shape of W[l] or
-        b[l] (each mismatch is listed), or the learning rate is not one
-        real number.
+      ValueError: if the parameters are not float32 or float64 or do not
+        chain, if a dW[l] or db[l] does not have the shape of W[l] or b[l]
+        or is not real floating point (each problem is listed), or if the
+        learning rate is not one real number.
     """
     _check_grads_match(params, grads)
     check_learning_rate(learning_rate)
-    return jax.tree.map(
-        lambda p, g: (p - learning_rate * g).astype(p.dtype), params, grads
-    )
+    leaves = [
+        (p - learning_rate * g).astype(p.dtype)
+        for pair, grad_pair in zip(layers(params), layers(grads), strict=True)
+        for p, g in zip(pair, grad_pair, strict=True)
+    ]
+    return jax.tree_util.tree_structure(params).unflatten(leaves)

@@ -265,3 +265,39 @@ def test_document_form_breaks_where_the_readme_says_on_the_negative_side(
         fused = jax.tree.leaves(mb.grad(params, X, Y))
         assert all(bool(jnp.all(jnp.isfinite(g))) for g in document) is finite
         assert all(bool(jnp.all(jnp.isfinite(g))) for g in fused)
+
+
+def test_sgd_step_accepts_gradients_in_another_accepted_layout():
+    # Layers as (W, b) pairs or {"W", "b"} dicts are all accepted layouts;
+    # the result keeps the parameters' own.
+    params, X, Y = problem((5, 4, 3, 1), m=2)
+    grads = mb.grad(params, X, Y)
+    expected = mb.sgd_step(params, grads, 0.5)
+    for other in ([(g.W, g.b) for g in grads], [{"W": g.W, "b": g.b} for g in grads]):
+        chex.assert_trees_all_equal(mb.sgd_step(params, other, 0.5), expected)
+
+
+def test_sgd_step_refuses_integer_parameters_and_complex_gradients():
+    # Cast back to int32 the update would mostly vanish; cast back to a real
+    # dtype a complex gradient would lose its imaginary part.
+    params, X, Y = problem((3, 2, 1), m=2)
+    grads = mb.grad(params, X, Y)
+    as_int = [(W.astype(jnp.int32), b) for W, b in params]
+    with pytest.raises(ValueError, match=r"layer 1: W\[1\] has dtype int32, expected"):
+        mb.sgd_step(as_int, grads, 0.1)
+    as_complex = [(g.W.astype(jnp.complex128), g.b) for g in grads]
+    with pytest.raises(
+        ValueError, match=r"dW\[1\] has dtype complex128, expected a real"
+    ):
+        mb.sgd_step(params, as_complex, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("learning_rate", "got"), [(None, "NoneType"), (True, "bool")], ids=str
+)
+def test_sgd_step_refuses_a_learning_rate_that_is_not_a_number(learning_rate, got):
+    params, X, Y = problem((3, 2, 1), m=2)
+    with pytest.raises(
+        ValueError, match=rf"learning_rate must be a real number, got {got}"
+    ):
+        mb.sgd_step(params, mb.grad(params, X, Y), learning_rate)
