@@ -29,7 +29,14 @@ from jax.core import Tracer
 
 from manual_bp._api import _derive
 from manual_bp._optim import check_learning_rate
-from manual_bp._params import DTYPES, Layer, check_shapes, check_sizes, layers
+from manual_bp._params import (
+    DTYPES,
+    Layer,
+    describe_shape,
+    check_shapes,
+    check_sizes,
+    layers,
+)
 
 _STATIC = ("sizes", "activation", "form", "cost")
 # Up to this many multiply-adds in the largest product (n[l] n[l-1] m), and
@@ -65,11 +72,15 @@ def _check_flat(flat: Any, sizes: tuple[int, ...]) -> None:
     shape = getattr(flat, "shape", None)
     dtype = getattr(flat, "dtype", None)
     problems = []
-    if shape is None or tuple(shape) != (P,):
-        shown = None if shape is None else tuple(shape)
+    if shape is None:
+        raise ValueError(
+            f"flat has {describe_shape(flat, None)}; expected a (P,) = ({P},) array "
+            f"for sizes {sizes}, as pack returns"
+        )
+    if tuple(shape) != (P,):
         problems.append(
-            f"flat has shape {shown}, expected (P,) = ({P},) for sizes {sizes}, "
-            "P being the sum over l of n[l] * (n[l-1] + 1)"
+            f"flat has shape {tuple(shape)}, expected (P,) = ({P},) for sizes "
+            f"{sizes}, P being the sum over l of n[l] * (n[l-1] + 1)"
         )
     if dtype is None or dtype not in DTYPES:
         problems.append(

@@ -90,10 +90,19 @@ def init(
             "scheme takes it from the widths, so leave scale out"
         )
     scale = DEFAULT_SCALE if scale is None else scale
-    if not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive finite number, got {scale}")
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, int | float | np.integer | np.floating)
+        or not (np.isfinite(scale) and scale > 0)
+    ):
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
     if np.dtype(dtype) not in DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    if np.dtype(dtype) == np.float64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "dtype float64 needs jax_enable_x64 (without it JAX makes float32): "
+            "call jax.config.update('jax_enable_x64', True) first"
+        )
     if scheme not in SCHEMES:
         raise ValueError(
             f"unknown scheme {scheme!r}; expected one of: {', '.join(SCHEMES)}"
@@ -112,6 +121,11 @@ def init(
             raise ValueError(
                 f"scale {scale} overflows {np.dtype(dtype)}: W[{len(params) + 1}] "
                 "is not finite"
+            )
+        if not bool(jnp.any(W)):
+            raise ValueError(
+                f"scale {scale} underflows {np.dtype(dtype)}: W[{len(params) + 1}] "
+                "is all zero, and every unit of a layer would stay alike"
             )
         params.append(Layer(W.astype(dtype), b))
     return tuple(params)
@@ -161,7 +175,7 @@ def _shape(a: Any) -> tuple[int, ...] | None:
     return None if shape is None else tuple(shape)
 
 
-def _has_shape(a: Any, shape: tuple[int, ...] | None) -> str:
+def describe_shape(a: Any, shape: tuple[int, ...] | None) -> str:
     """ "shape (3, 4)", or what `a` is when it is not an array at all."""
     if shape is not None:
         return f"shape {shape}"
@@ -197,7 +211,7 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
     x_shape = _shape(X) if X is not None else None
     if X is not None and (x_shape is None or len(x_shape) != 2):
         problems.append(
-            f"A[0] (X) has {_has_shape(X, x_shape)}, expected (n[0], m): one example "
+            f"A[0] (X) has {describe_shape(X, x_shape)}, expected (n[0], m): one example "
             "per column"
         )
         x_shape = None
@@ -207,7 +221,7 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
         w_shape, b_shape = _shape(W), _shape(b)
         if w_shape is None or len(w_shape) != 2:
             problems.append(
-                f"layer {l}: W[{l}] has {_has_shape(W, w_shape)}, expected a matrix "
+                f"layer {l}: W[{l}] has {describe_shape(W, w_shape)}, expected a matrix "
                 f"(n[{l}], n[{l - 1}])"
             )
             n_l = b_shape[0] if b_shape else None
@@ -230,7 +244,7 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
                 )
         if n_l is not None and b_shape != (n_l, 1):
             msg = (
-                f"layer {l}: b[{l}] has {_has_shape(b, b_shape)}, expected "
+                f"layer {l}: b[{l}] has {describe_shape(b, b_shape)}, expected "
                 f"(n[{l}], 1) = ({n_l}, 1)"
             )
             if b_shape == (n_l,):
@@ -275,7 +289,7 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
             or (None not in expected and y_shape != expected)
         ):
             shown = "(n[L], m)" if None in expected else f"(n[L], m) = {expected}"
-            msg = f"Y has {_has_shape(Y, y_shape)}, expected {shown}"
+            msg = f"Y has {describe_shape(Y, y_shape)}, expected {shown}"
             if m is not None and y_shape == (m,) and n[L] == 1:
                 msg += "; labels go one example per column: pass Y.reshape(1, -1)"
             elif m is not None and y_shape == (m, n[L]):

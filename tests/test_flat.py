@@ -380,3 +380,15 @@ def test_flat_sgd_step_refuses_a_learning_rate_that_is_not_one_real_number(
     assert not flat.is_deleted()
     with pytest.raises(ValueError, match=message):
         mb.sgd_step(params, mb.grad(params, X, Y), learning_rate)
+
+
+def test_flat_grad_says_a_list_is_not_an_array():
+    params, X, Y = problem(DOCUMENT_SIZES, m=2)
+    as_list = [float(v) for v in pack(params)]
+    with pytest.raises(ValueError) as err:
+        flat_grad(as_list, X, Y, DOCUMENT_SIZES)
+    assert str(err.value) == (
+        "flat has no shape: it is a list, not an array (convert it with "
+        "jnp.asarray); expected a (P,) = (43,) array for sizes (5, 4, 3, 1), "
+        "as pack returns"
+    )

@@ -5,6 +5,8 @@ The messages are part of the contract, so each is matched by regex.
 
 import itertools
 import re
+import subprocess
+import sys
 
 import chex
 import jax
@@ -527,3 +529,33 @@ def test_init_refuses_a_scale_the_scheme_would_ignore(scheme):
         manual_bp.init((3, 2), jax.random.key(0), scheme, scale=1e39)
     # Left out, the scheme works as before.
     assert manual_bp.init((3, 2), jax.random.key(0), scheme)[0].W.shape == (2, 3)
+
+
+@pytest.mark.parametrize("scale", ["0.1", np.array([0.1, 0.2]), True], ids=repr)
+def test_init_refuses_a_scale_that_is_not_a_number(scale):
+    with pytest.raises(
+        ValueError, match=r"scale must be a positive finite number, got"
+    ):
+        manual_bp.init((3, 2), jax.random.key(0), "normal", scale)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale"), [(jnp.float32, 1e-46), (jnp.float64, 1e-320)]
+)
+def test_init_refuses_a_scale_that_underflows_to_zero_weights(dtype, scale):
+    # 1e-46 is below float32's smallest subnormal (1.4e-45); 1e-320 times a
+    # normal draw is a float64 subnormal, flushed to zero by XLA on the CPU.
+    with pytest.raises(ValueError, match=r"underflows .*: W\[1\] is all zero"):
+        manual_bp.init((5, 4, 1), jax.random.key(0), "normal", scale, dtype)
+
+
+def test_init_float64_without_x64_is_refused_not_silently_float32():
+    code = (
+        "import jax, jax.numpy as jnp, manual_bp as mb\n"
+        "mb.init((3, 2), jax.random.key(0), dtype=jnp.float64)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode != 0
+    assert "dtype float64 needs jax_enable_x64" in run.stderr
