@@ -32,9 +32,9 @@ from manual_bp._optim import check_learning_rate
 from manual_bp._params import (
     DTYPES,
     Layer,
-    describe_shape,
     check_shapes,
     check_sizes,
+    describe_shape,
     layers,
 )
 

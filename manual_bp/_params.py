@@ -211,8 +211,8 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
     x_shape = _shape(X) if X is not None else None
     if X is not None and (x_shape is None or len(x_shape) != 2):
         problems.append(
-            f"A[0] (X) has {describe_shape(X, x_shape)}, expected (n[0], m): one example "
-            "per column"
+            f"A[0] (X) has {describe_shape(X, x_shape)}, expected (n[0], m): "
+            "one example per column"
         )
         x_shape = None
     n_prev = x_shape[0] if x_shape else None
@@ -221,8 +221,8 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
         w_shape, b_shape = _shape(W), _shape(b)
         if w_shape is None or len(w_shape) != 2:
             problems.append(
-                f"layer {l}: W[{l}] has {describe_shape(W, w_shape)}, expected a matrix "
-                f"(n[{l}], n[{l - 1}])"
+                f"layer {l}: W[{l}] has {describe_shape(W, w_shape)}, expected a "
+                f"matrix (n[{l}], n[{l - 1}])"
             )
             n_l = b_shape[0] if b_shape else None
         else:
