@@ -254,8 +254,9 @@ def run_train(args: argparse.Namespace) -> int:
                 activation=args.activation,
                 cost=args.cost,
                 key=key_shuffle,
-                X_val=X_val,
-                Y_val=Y_val,
+                # --val-fraction 0 leaves no validation columns: no set.
+                X_val=X_val if X_val.shape[1] else None,
+                Y_val=Y_val if X_val.shape[1] else None,
                 on_epoch=on_epoch,
             )
     except DivergenceError as err:

@@ -305,11 +305,17 @@ def train(
     check_data(X, Y, "training set")
     check_shapes(params, X, Y)
     check_labels(Y, "training labels")
-    if X_val is None:
+    has_val = X_val is not None
+    if not has_val:  # an empty set keeps _epoch's signature
         X_val = jnp.zeros((X.shape[0], 0), dtype)
         Y_val = jnp.zeros((Y.shape[0], 0), dtype)
     X_val, Y_val = jnp.asarray(X_val, dtype), jnp.asarray(Y_val, dtype)
-    if X_val.ndim != 2 or X_val.shape[1] > 0:
+    if has_val:
+        if X_val.ndim == 2 and X_val.shape[1] == 0:
+            raise ValueError(
+                "the validation set is empty: X_val has m = 0 columns; pass "
+                "X_val=None and Y_val=None for no validation set"
+            )
         check_data(X_val, Y_val, "validation set")
         try:
             check_shapes(params, X_val, Y_val)
@@ -320,7 +326,6 @@ def train(
             ) from None
         check_labels(Y_val, "validation labels")
     key = jax.random.key(0) if key is None else key
-    has_val = X_val.shape[1] > 0
 
     history = []
     for epoch in range(1, epochs + 1):

@@ -196,6 +196,14 @@ def test_train_names_the_validation_set_in_its_errors(X_val, Y_val, message):
     assert str(err.value) == message
 
 
+def test_train_refuses_an_empty_validation_set_rather_than_ignoring_it():
+    params, X, Y = _small_problem()
+    with pytest.raises(ValueError, match=r"^the validation set is empty: X_val has m"):
+        mb.train(
+            params, X, Y, epochs=1, learning_rate=0.1, X_val=X[:, :0], Y_val=Y[:, :0]
+        )
+
+
 def test_train_refuses_nan_data_before_training_not_as_divergence():
     params, X, Y = _small_problem()
     X[1, 2] = np.nan
