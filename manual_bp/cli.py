@@ -145,7 +145,7 @@ def _load_problem(args: argparse.Namespace) -> tuple:
     params = load_params(args.params, args.dtype)
     X, Y = load_data(args.data, args.dtype)
     try:
-        check_shapes(params, X, Y)
+        sizes = check_shapes(params, X, Y)  # the widths n[0], ..., n[L]
     except ValueError as err:
         raise InputError(
             "\n".join(
@@ -153,7 +153,6 @@ def _load_problem(args: argparse.Namespace) -> tuple:
                 for line in str(err).splitlines()
             )
         ) from None
-    sizes = (X.shape[0], *(W.shape[0] for W, _ in params))
     m = X.shape[1]
     widths = ",".join(map(str, sizes))
     check_memory(
