@@ -1,6 +1,8 @@
 """Seeded problems and the one comparison the test modules share."""
 
 import itertools
+import subprocess
+import sys
 
 import chex
 import jax.numpy as jnp
@@ -32,3 +34,14 @@ def assert_close(actual, expected, dtype):
     dtype's tolerance from the one table, `mb.TOLERANCES`."""
     rtol, atol = mb.tolerance(np.dtype(dtype))
     chex.assert_trees_all_close(actual, expected, rtol=rtol, atol=atol, strict=True)
+
+
+def run_python(code, timeout=120):
+    """Runs `code` in a fresh interpreter: JAX's defaults, x64 off.
+
+    For what depends on settings this suite's conftest changes for every
+    test. Returns the CompletedProcess, with text stdout and stderr.
+    """
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )

@@ -3,14 +3,13 @@ differences."""
 
 import itertools
 import json
-import subprocess
-import sys
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from problems import run_python
 
 import manual_bp as mb
 
@@ -164,9 +163,7 @@ def test_finite_differences_in_float64_need_x64():
         "p = mb.init((2, 1), __import__('jax').random.key(0))\n"
         "mb.finite_differences(p, np.ones((2, 1)), np.ones((1, 1)), p)\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    run = run_python(code)
     assert run.returncode != 0
     assert "finite differences in float64 need jax_enable_x64" in run.stderr
     assert "fd_dtype=np.float32 for check" in run.stderr
@@ -181,9 +178,7 @@ def test_the_float32_advice_without_x64_works_as_written():
         "print(mb.check(p, X, Y, fd_dtype=np.float32).ok)\n"
         "print(len(mb.finite_differences(p, X, Y, p, dtype=np.float32)))\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    run = run_python(code)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True", "3"]  # W[1] (1, 2) and b[1] (1, 1)
 

@@ -5,14 +5,13 @@ The messages are part of the contract, so each is matched by regex.
 
 import itertools
 import re
-import subprocess
-import sys
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from problems import run_python
 
 import manual_bp
 
@@ -554,8 +553,6 @@ def test_init_float64_without_x64_is_refused_not_silently_float32():
         "import jax, jax.numpy as jnp, manual_bp as mb\n"
         "mb.init((3, 2), jax.random.key(0), dtype=jnp.float64)\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    run = run_python(code)
     assert run.returncode != 0
     assert "dtype float64 needs jax_enable_x64" in run.stderr

@@ -1,12 +1,11 @@
 """The README's example runs as written and prints what the README shows."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import jax.numpy as jnp
 import pytest
+from problems import run_python
 
 import manual_bp as mb
 
@@ -26,9 +25,7 @@ def test_readme_has_examples_with_output():
 @pytest.mark.parametrize("index", range(2))
 def test_readme_example_prints_what_the_readme_shows(index):
     code, shown = python_examples()[index]
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
+    run = run_python(code, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout == shown
 
