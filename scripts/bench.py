@@ -22,7 +22,9 @@ the same run, the cores each kept busy, the spread of its samples, the
 largest difference of the gradients from jax.grad's, and the compiled
 temporary memory (XLA's memory analysis) of manual_bp.grad, flat_grad and
 jax.grad. On the document's rung it also times a call with no gradient in
-it (the floor of any call) and one training step four ways. Under each
+it (the floor of any call) and one training step four ways; on the others,
+the gradient's matrix products alone in one jitted program (what any
+gradient built on XLA's products must take). Under each
 table it prints the targets, and beside each target not met the
 measurements of the same run that bound it.
 
@@ -99,6 +101,11 @@ OURS = ("manual_bp.grad", "manual_bp.grad (document)", "flat_grad")
 # of Y instead of all of them was 0.05 of jax.grad's time cheaper: the two
 # sums are kernels of their own.)
 FLOOR = "call floor (3 in, 1 out)"
+# On every other rung: one jitted program computing only the matrix products
+# a gradient needs (those matmul_flops counts) on the A[l-1] and delta[l] of
+# this rung's own derivation, with no elementwise work. It bounds any
+# gradient built on XLA's products: manual_bp.grad cannot beat it by much.
+PRODUCTS = "XLA products alone"
 TINY_TARGET = 0.3  # flat_grad / jax.grad at 5-4-3-1, m = 2
 PEAK_TARGET = 0.9  # manual_bp.grad's share of the peak on the two largest rungs
 
@@ -196,6 +203,23 @@ def torch_contender(
         return torch.autograd.grad(C / m, leaves)
 
     return run
+
+
+def products_alone(
+    Ws: tuple[jax.Array, ...], As: tuple[jax.Array, ...], deltas: tuple[jax.Array, ...]
+) -> tuple[jax.Array, ...]:
+    """The gradient's matrix products and nothing else, one layer at a time.
+
+    For layer l (Ws[l-1] = W[l], As[l-1] = A[l-1], deltas[l-1] = delta[l]):
+    the forward W[l] @ A[l-1], dW[l]'s delta[l] @ A[l-1].T, and for l > 1
+    dA[l-1] = W[l].T @ delta[l]; the products `matmul_flops` counts.
+    """
+    out = []
+    for l, (W, A_prev, delta) in enumerate(zip(Ws, As, deltas, strict=True), start=1):
+        out += [W @ A_prev, delta @ A_prev.T]
+        if l > 1:
+            out.append(W.T @ delta)
+    return tuple(out)
 
 
 def wait(out: Any) -> Any:
@@ -333,11 +357,21 @@ def run_rung(
             lambda f, x, y: f + x.sum() + y.sum(), compiler_options=_ONE_THREAD
         )
         calls[FLOOR] = lambda: floor(flat, X, Y)
+    else:
+        d = mb.derivation(params, X, Y)
+        L = len(sizes) - 1
+        operands = (
+            tuple(W for W, _ in params),
+            tuple(d.A[l - 1] for l in range(1, L + 1)),
+            tuple(d.delta[l] for l in range(1, L + 1)),
+        )
+        products = jax.jit(products_alone)
+        calls[PRODUCTS] = lambda: products(*operands)
 
     expected = as_numpy(calls["jax.grad"](), sizes)
     diffs = {}
     for name, call in calls.items():
-        if name == FLOOR:
+        if name in (FLOOR, PRODUCTS):
             diffs[name] = None  # not a gradient
             continue
         got = as_numpy(call(), sizes)
@@ -448,8 +482,9 @@ def targets(rung: dict, largest: bool, peaks: dict[str, float]) -> list[str]:
 
     A target that is not met is followed by the measurements that bound
     it, taken in the same run: how many cores the fastest peer and
-    manual_bp.grad kept busy, what a call with no gradient in it costs, and
-    how fast XLA's own matrix product is.
+    manual_bp.grad kept busy, what a call with no gradient in it costs, how
+    fast XLA's own matrix product is, and how long the gradient's products
+    alone take in XLA.
     """
     rows, mem = rung["contenders"], rung["temp_bytes"]
     ours = rows["manual_bp.grad"]
@@ -466,6 +501,9 @@ def targets(rung: dict, largest: bool, peaks: dict[str, float]) -> list[str]:
         spread = max(ours["spread"], rows[fastest]["spread"])
         if ratio - 1 <= spread:
             line += f"; within the samples' spread, {100 * spread:.0f}%"
+        if PRODUCTS in rows and fastest != "jax.grad":
+            alone = rows[PRODUCTS]["time_s"] / rows[fastest]["time_s"]
+            line += f"; XLA's products alone take {alone:.2f} of {fastest}'s time"
         line += ")"
     out = [line]
     if FLOOR in rows:
@@ -487,7 +525,11 @@ def targets(rung: dict, largest: bool, peaks: dict[str, float]) -> list[str]:
         )
         if share < PEAK_TARGET:
             xla = peaks["jax.jit"] / max(peaks.values())
-            line += f" (jax.jit's {PEAK_N}^2 product itself: {100 * xla:.0f}% of peak)"
+            line += f" (jax.jit's {PEAK_N}^2 product itself: {100 * xla:.0f}% of peak"
+            if PRODUCTS in rows:
+                alone = rows[PRODUCTS]["share_of_peak"]
+                line += f"; the gradient's products alone: {100 * alone:.0f}%"
+            line += ")"
         out.append(line)
     mine, theirs = mem["manual_bp.grad"], mem["jax.grad"]
     out.append(

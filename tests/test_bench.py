@@ -55,6 +55,31 @@ def test_matmul_flops_counts_the_products_by_hand():
     assert bench.matmul_flops((5, 4, 3, 1), 2) == 160 + 144 + 36
 
 
+def test_products_alone_are_the_products_matmul_flops_counts():
+    # The "XLA products alone" row is timed against the FLOPs of
+    # matmul_flops; count its outputs' multiply-adds independently.
+    sizes, m = (7, 5, 3, 2), 4
+    params_np, X, Y = bench.problem(sizes, m)
+    params = tuple(mb.Layer(W, b) for W, b in params_np)
+    d = mb.derivation(params, X, Y)
+    L = len(sizes) - 1
+    Ws = tuple(W for W, _ in params)
+    As = tuple(d.A[l - 1] for l in range(1, L + 1))
+    deltas = tuple(d.delta[l] for l in range(1, L + 1))
+    out = bench.products_alone(Ws, As, deltas)
+    # Each output (r, c) of a product contracting over k costs 2 r c k:
+    # k = n[l-1] for W[l] @ A[l-1], m for delta[l] @ A[l-1].T, n[l] for
+    # W[l].T @ delta[l].
+    contracted = []
+    for l in range(1, L + 1):
+        contracted += [sizes[l - 1], m] + ([sizes[l]] if l > 1 else [])
+    assert len(out) == len(contracted) == 3 * L - 1
+    flops = sum(2 * a.size * k for a, k in zip(out, contracted, strict=True))
+    assert flops == bench.matmul_flops(sizes, m)
+    np.testing.assert_allclose(out[0], params_np[0][0] @ X, rtol=1e-6)
+    np.testing.assert_allclose(out[-1], Ws[-1].T @ deltas[-1], rtol=1e-6)
+
+
 def _rung(times, cores, sizes=(784, 128, 64, 1), m=256, peak_share=0.5, spread=0.01):
     """A rung record as run_rung writes it, with the given times and cores."""
     rows = {}
@@ -145,3 +170,34 @@ def test_peak_target_quotes_xla_s_own_product():
     )
     rung = _rung({"manual_bp.grad": 1.0, "jax.grad": 1.0}, {}, peak_share=0.95)
     assert bench.targets(rung, True, PEAKS)[1].endswith(">= 90%: met")
+
+
+def test_a_slower_library_peer_is_set_against_xla_s_products_alone():
+    rung = _rung(
+        {
+            "manual_bp.grad": 1.2,
+            "jax.grad": 1.25,
+            "NumPy": 1.0,
+            bench.PRODUCTS: 1.1,
+        },
+        {"manual_bp.grad": 1.4, "jax.grad": 1.4, "NumPy": 2.0},
+    )
+    assert bench.targets(rung, False, PEAKS)[0] == (
+        "target: manual_bp.grad / fastest peer 1.200 <= 1: not met "
+        "(fastest: NumPy, 2.0 cores busy; manual_bp.grad 1.4; jax.grad 1.4; "
+        "XLA's products alone take 1.10 of NumPy's time)"
+    )
+
+
+def test_peak_target_quotes_the_gradient_s_products_alone():
+    rung = _rung(
+        {"manual_bp.grad": 1.0, "jax.grad": 1.0, bench.PRODUCTS: 0.9},
+        {},
+        peak_share=0.8,
+    )
+    rung["contenders"][bench.PRODUCTS]["share_of_peak"] = 0.85
+    assert bench.targets(rung, True, PEAKS)[1] == (
+        "target: manual_bp.grad at 80% of peak (and 100% of jax.jit's product) "
+        ">= 90%: not met (jax.jit's 2048^2 product itself: 80% of peak; "
+        "the gradient's products alone: 85%)"
+    )
