@@ -16,6 +16,7 @@ nothing is written: outputs are written at the end, each atomically.
 
 import argparse
 import contextlib
+import io
 import math
 import sys
 import time
@@ -267,15 +268,19 @@ def run_train(args: argparse.Namespace) -> int:
     params = result.params if s is None else fold(result.params, s)
     last = result.history[-1]
     print(_summary(last, X_train.shape[1], X_val.shape[1], seconds))
+    # Every file's contents are made before the first is written, so that a
+    # failure drawing the plot leaves no half of the outputs behind.
+    history_csv = _history_csv(result.history).encode()
+    plot_bytes = None if args.plot is None else _plot(result.history, plot_format)
     written = []
     if args.out is not None:
         save_params(args.out, params)
         written.append(args.out)
     if args.history is not None:
-        _write_atomically(args.history, _history_csv(result.history).encode())
+        _write_atomically(args.history, history_csv)
         written.append(args.history)
-    if args.plot is not None:
-        _write_atomically(args.plot, _plot(result.history, plot_format))
+    if plot_bytes is not None:
+        _write_atomically(args.plot, plot_bytes)
         written.append(args.plot)
     if written:
         print(f"wrote {', '.join(written)}")
@@ -314,6 +319,17 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
             f"--plot {args.plot}: matplotlib cannot write .{plot_format}; "
             f"expected one of: {', '.join('.' + s for s in sorted(supported))}"
         )
+    # Some formats need more than matplotlib (.pgf runs xelatex to measure
+    # text): draw a labelled axis in the format now, not after training.
+    probe = Figure(figsize=(1, 1))
+    probe.subplots().set_xlabel("epoch")
+    try:
+        probe.savefig(io.BytesIO(), format=plot_format)
+    except Exception as err:  # whatever the backend raises: a missing program
+        raise InputError(
+            f"--plot {args.plot}: matplotlib cannot write .{plot_format} on "
+            f"this machine ({type(err).__name__}: {err}); use .png or .svg"
+        ) from None
     return plot_format
 
 
@@ -408,8 +424,6 @@ def _history_csv(history: Sequence[EpochStats]) -> str:
 
 def _plot(history: Sequence[EpochStats], plot_format: str) -> bytes:
     """The cost and accuracy curves as an image file's bytes."""
-    import io
-
     from matplotlib.figure import Figure
 
     epoch = [row.epoch for row in history]

@@ -269,13 +269,16 @@ def run_init(args: argparse.Namespace) -> int:
             f"{args.scheme} scheme takes it from the widths"
         )
     _check_layers_memory(args)
-    params = init(
-        args.layers,
-        jax.random.key(args.seed),
-        args.scheme,
-        args.scale,
-        args.dtype,
-    )
+    try:
+        params = init(
+            args.layers,
+            jax.random.key(args.seed),
+            args.scheme,
+            args.scale,
+            args.dtype,
+        )
+    except ValueError as err:  # a --scale that over- or underflows the dtype
+        raise InputError(str(err)) from None
     save_params(args.out, params)
     widths = ",".join(map(str, args.layers))
     print(f"wrote {args.out}: widths {widths}, {args.scheme} initialisation")

@@ -372,6 +372,23 @@ def test_init_nan_scale_exits_2(tmp_path, capsys):
     assert not path.exists()
 
 
+@pytest.mark.parametrize(
+    ("scale", "problem"),
+    [
+        ("1e40", "scale 1e+40 overflows float32: W[1] is not finite"),
+        ("1e-50", "scale 1e-50 underflows float32: W[1] is all zero"),
+    ],
+)
+def test_init_scale_outside_the_dtype_exits_2(tmp_path, capsys, scale, problem):
+    path = tmp_path / "P.npz"
+    flags = f"init --layers 3,4,1 --scheme normal --scale {scale} --dtype float32"
+    assert main(argv(flags + " --out", path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("manual-bp init: error: ") and problem in err
+    assert "Traceback" not in err
+    assert not path.exists()
+
+
 # grad
 
 

@@ -325,6 +325,56 @@ def test_cli_plot_is_a_png(tiny_csv, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_plot_format_that_fails_to_draw_is_refused_before_training(
+    tiny_csv, tmp_path, monkeypatch, capsys
+):
+    # .pgf is one of matplotlib's formats but needs xelatex to draw text;
+    # stand in for a machine without it by making that format's save fail.
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    save = Figure.savefig
+
+    def savefig(self, fname, *args, format=None, **kwargs):
+        if format == "pgf":
+            raise RuntimeError("'xelatex' not found")
+        return save(self, fname, *args, format=format, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the check")
+
+    monkeypatch.setattr("manual_bp._cli_train.train", no_training)
+    out, history, plot = tmp_path / "p.npz", tmp_path / "h.csv", tmp_path / "c.pgf"
+    argv = ["--data", str(tiny_csv), "--out", str(out), "--history", str(history)]
+    assert run_train([*argv, "--plot", str(plot)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"--plot {plot}: matplotlib cannot write .pgf on this machine "
+        "(RuntimeError: 'xelatex' not found); use .png or .svg"
+    ) in err
+    assert list(tmp_path.iterdir()) == [tiny_csv]
+
+
+def test_cli_writes_no_output_when_drawing_the_plot_fails(
+    tiny_csv, tmp_path, monkeypatch
+):
+    # Drawing the curves after training fails: --out and --history, which
+    # come first, must not have been written either.
+    pytest.importorskip("matplotlib")
+
+    def broken_plot(history, plot_format):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr("manual_bp._cli_train._plot", broken_plot)
+    out, history, plot = tmp_path / "p.npz", tmp_path / "h.csv", tmp_path / "c.png"
+    argv = ["--data", str(tiny_csv), "--epochs", "1", "--out", str(out)]
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        run_train([*argv, "--history", str(history), "--plot", str(plot)])
+    assert list(tmp_path.iterdir()) == [tiny_csv]
+
+
 def test_cli_plot_without_matplotlib_says_how_to_install(
     tiny_csv, tmp_path, monkeypatch, capsys
 ):
