@@ -53,3 +53,27 @@ def seed(text: str) -> int:
             f"expected an integer from 0 to 2**63 - 1, got {text!r}"
         )
     return value
+
+
+def check_outputs(
+    parser: argparse.ArgumentParser, outputs: dict[str, tuple[str | None, str, str]]
+) -> None:
+    """A usage error (exit 2) unless every output can be written, checked first.
+
+    For scripts that work for minutes before writing: a path in a missing
+    directory, on a directory or named for other content (a --json
+    README.md) is refused before the work, not after it.
+
+    Args:
+      parser: the script's parser, whose `error` reports the problem.
+      outputs: flag -> (path or None, suffix, what is written there), e.g.
+        {"--json": (args.json, ".json", "bench.py writes JSON")}.
+    """
+    from manual_bp._io import InputError, check_output_paths, check_suffix
+
+    try:
+        check_output_paths({flag: path for flag, (path, _, _) in outputs.items()}, {})
+        for flag, (path, suffix, writes) in outputs.items():
+            check_suffix(flag, path, suffix, writes)
+    except InputError as err:
+        parser.error(str(err))

@@ -80,7 +80,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import manual_bp as mb
+from manual_bp._arguments import check_outputs, positive_int
 from manual_bp._flat import _ONE_THREAD, flat_grad, flat_sgd_step, pack, unpack
+from manual_bp._io import write_atomically
 
 LADDER = [  # (label, widths n[0..L], m)
     ("5-4-3-1", (5, 4, 3, 1), 2),  # the document's network
@@ -645,11 +647,20 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the first {QUICK} rungs and fewer samples, under a minute",
     )
     parser.add_argument(
-        "--rounds", type=int, help="samples per contender (default: 15, quick 5)"
+        "--rounds",
+        type=positive_int,
+        help="samples per contender (default: 15, quick 5)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write every number")
     parser.add_argument("--plot", metavar="FILE", help="PNG of the ratios to jax.grad")
     args = parser.parse_args(argv)
+    check_outputs(
+        parser,
+        {
+            "--json": (args.json, ".json", "bench.py writes JSON"),
+            "--plot": (args.plot, ".png", "bench.py draws a PNG"),
+        },
+    )
     rounds = args.rounds or (5 if args.quick else 15)
     sample_s = 0.02 if args.quick else 0.05  # seconds of calls in one sample
     pause_s = 0.01 if args.quick else 0.05  # rest before each sample
@@ -705,8 +716,8 @@ def main(argv: list[str] | None = None) -> int:
             "rungs": rungs,
             "training_step": steps,
         }
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=1)
+        text = json.dumps(record, indent=1).encode()
+        write_atomically(args.json, lambda file: file.write(text))
         progress(f"wrote {args.json}")
     if args.plot:
         if plot(rungs, args.plot):

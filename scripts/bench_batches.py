@@ -72,6 +72,8 @@ import jax.numpy as jnp  # noqa: E402  (after the settings above)
 import numpy as np  # noqa: E402
 
 import manual_bp as mb  # noqa: E402
+from manual_bp._arguments import check_outputs, positive_int  # noqa: E402
+from manual_bp._io import write_atomically  # noqa: E402
 from manual_bp._per_example import (  # noqa: E402
     clipped_grad,
     per_example_grads,
@@ -349,7 +351,9 @@ def main(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="3 repeats, m = 128 for the largest"
     )
-    parser.add_argument("--repeats", type=int, help="timed runs (default 7, quick 3)")
+    parser.add_argument(
+        "--repeats", type=positive_int, help="timed runs (default 7, quick 3)"
+    )
     parser.add_argument(
         "--max-gb",
         type=float,
@@ -358,9 +362,10 @@ def main(argv=None):
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results here")
     args = parser.parse_args(argv)
+    check_outputs(
+        parser, {"--json": (args.json, ".json", "bench_batches.py writes JSON")}
+    )
     repeats = args.repeats if args.repeats is not None else 3 if args.quick else 7
-    if repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {repeats}")
     if not args.max_gb > 0:
         parser.error(f"--max-gb must be positive, got {args.max_gb}")
 
@@ -387,22 +392,22 @@ def main(argv=None):
     for t in found:
         print(f"target, {t['target']}: {'met' if t['met'] else 'NOT met'}")
     if args.json:
-        with open(args.json, "w") as f:
-            record = {
-                "jax": jax.__version__,
-                "platform": device.platform,
-                "cpus": os.cpu_count(),
-                "repeats": repeats,
-                "max_gb": args.max_gb,
-                "rows": rows,
-                "norms_over_grad": [
-                    {"network": list(s), "m": m, "ratio": x}
-                    for s, (m, x) in norms_over_grad.items()
-                ],
-                "targets": found,
-                "notes": notes,
-            }
-            json.dump(record, f, indent=2)
+        record = {
+            "jax": jax.__version__,
+            "platform": device.platform,
+            "cpus": os.cpu_count(),
+            "repeats": repeats,
+            "max_gb": args.max_gb,
+            "rows": rows,
+            "norms_over_grad": [
+                {"network": list(s), "m": m, "ratio": x}
+                for s, (m, x) in norms_over_grad.items()
+            ],
+            "targets": found,
+            "notes": notes,
+        }
+        text = json.dumps(record, indent=2).encode()
+        write_atomically(args.json, lambda file: file.write(text))
         print(f"wrote {args.json}")
 
 

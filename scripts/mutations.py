@@ -44,6 +44,9 @@ import jax.numpy as jnp  # noqa: E402  (after the settings above)
 import numpy as np  # noqa: E402
 
 import manual_bp as mb  # noqa: E402
+from manual_bp._arguments import check_outputs  # noqa: E402
+from manual_bp._arguments import seed as seed_type  # noqa: E402
+from manual_bp._io import write_atomically  # noqa: E402
 from manual_bp._mistakes import MISTAKES, mistaken_derivation  # noqa: E402
 
 SIZES = (5, 3, 4, 1)  # n[0..3], every width different
@@ -151,9 +154,10 @@ def caught_cell(row: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0, help="draws the network")
+    parser.add_argument("--seed", type=seed_type, default=0, help="draws the network")
     parser.add_argument("--json", metavar="FILE", help="also write the results")
     args = parser.parse_args(argv)
+    check_outputs(parser, {"--json": (args.json, ".json", "mutations.py writes JSON")})
 
     clean = []
     for activation in ("sigmoid", "relu"):
@@ -181,21 +185,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{named}/{len(rows)} named at the expected quantity")
 
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "seed": args.seed,
-                    "sizes": list(SIZES),
-                    "m": M,
-                    "clean": clean,
-                    "mistakes": rows,
-                    "caught": caught,
-                    "named_as_expected": named,
-                    "total": len(rows),
-                },
-                f,
-                indent=2,
-            )
+        text = json.dumps(
+            {
+                "seed": args.seed,
+                "sizes": list(SIZES),
+                "m": M,
+                "clean": clean,
+                "mistakes": rows,
+                "caught": caught,
+                "named_as_expected": named,
+                "total": len(rows),
+            },
+            indent=2,
+        ).encode()
+        write_atomically(args.json, lambda file: file.write(text))
     ok = all(c["ok"] for c in clean) and caught == named == len(rows)
     return 0 if ok else 1
 
