@@ -14,6 +14,7 @@ import numpy as np
 
 from manual_bp._api import grad
 from manual_bp._costs import cost as cost_fn
+from manual_bp._optim import check_grads_match
 from manual_bp._params import layers
 
 
@@ -201,6 +202,11 @@ def compare(
       grads: gradients already computed by `manual_bp.grad`, to avoid
         computing them twice; computed here when None.
 
+    Raises:
+      ValueError: if the shapes do not chain, or if `grads` has another
+        number of layers than `params` or a dW[l], db[l] of another shape
+        than W[l], b[l].
+
     Returns:
       A `Comparison` with the largest absolute and relative difference of
       every dW[l] and db[l], and whether they agree within the dtype's
@@ -208,6 +214,8 @@ def compare(
     """
     if grads is None:
         grads = grad(params, X, Y, activation, form, cost)
+    else:
+        check_grads_match(params, grads)
     reference = autodiff_grad(params, X, Y, activation, cost)
     # The dtype the gradients were computed in: float64 parameters become
     # float32 when jax_enable_x64 is off, and are judged as float32.

@@ -164,6 +164,7 @@ def finite_differences(
     """
     if fd not in ("sample", "all"):
         raise ValueError(f"unknown fd {fd!r}; expected 'sample' or 'all'")
+    _check_seed(seed)
     dtype = np.dtype(dtype)
     if dtype == np.float64 and not jax.config.jax_enable_x64:
         raise ValueError(
@@ -238,6 +239,29 @@ def _central(pairs, X, Y, positions, steps, activation, cost):
         return (C_plus - C_minus) / (2 * h), crosses
 
     return jax.lax.map(one, (positions, steps), batch_size=FD_BATCH)
+
+
+def _check_seed(seed: Any) -> None:
+    """Raises ValueError unless `seed` can seed NumPy's generator."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def _check_derivation_depth(d: Derivation, sizes: tuple[int, ...]) -> None:
+    """Raises ValueError unless `d` has L + 1 entries (l = 0..L) in every field.
+
+    A quantity of the wrong shape is a finding, reported in its row; a
+    derivation of a network of another depth has no row to compare with.
+    """
+    L = len(sizes) - 1
+    short = [q for q in Derivation._fields if len(getattr(d, q)) != L + 1]
+    if short:
+        raise ValueError(
+            "hand_written is a derivation of another network: "
+            + ", ".join(f"{q} has {len(getattr(d, q))} entries" for q in short)
+            + f"; expected L + 1 = {L + 1} (l = 0..{L}) for the widths n[0],...,"
+            f"n[{L}] = {','.join(map(str, sizes))}"
+        )
 
 
 def _in_order(L: int) -> list[tuple[str, int]]:
@@ -364,7 +388,9 @@ def check(
 
     Raises:
       ValueError: if the shapes do not chain, for an unknown option, a
-        `fd_samples` below 1, or a `hand_written` that is not a Derivation.
+        `fd_samples` below 1, a negative `seed`, or a `hand_written` that is
+        not a Derivation of a network of this depth (a quantity of the
+        wrong shape is a finding, reported in its row).
     """
     if fd not in FD_CHOICES:
         raise ValueError(f"unknown fd {fd!r}; expected one of: {', '.join(FD_CHOICES)}")
@@ -380,9 +406,12 @@ def check(
             f"with A, Z, dA, delta, dW and db by layer), got "
             f"{type(hand_written).__name__}"
         )
+    _check_seed(seed)
     sizes = check_shapes(params, X, Y)
     dtype = layers(params)[0][0].dtype
     X, Y = jnp.asarray(X, dtype), jnp.asarray(Y, dtype)
+    if hand_written is not None:
+        _check_derivation_depth(hand_written, sizes)
     if hand_written is None:
         hand_written = derivation(params, X, Y, activation, form, cost)
     reference = autodiff_derivation(params, X, Y, activation, cost)

@@ -83,10 +83,10 @@ def _check_flat(flat: Any, sizes: tuple[int, ...]) -> None:
             f"{sizes}, P being the sum over l of n[l] * (n[l-1] + 1)"
         )
     if dtype is None or dtype not in DTYPES:
-        problems.append(
-            f"flat has dtype {dtype}, expected float32 or float64 (half "
-            "precision is not supported: cast with .astype(jnp.float32))"
-        )
+        msg = f"flat has dtype {dtype}, expected float32 or float64"
+        if dtype in (jnp.float16, jnp.bfloat16):
+            msg += " (half precision is not supported: cast with .astype(jnp.float32))"
+        problems.append(msg)
     if problems:
         raise ValueError("\n".join(problems))
 
@@ -314,11 +314,12 @@ def flat_sgd_step(
 
     Raises:
       ValueError: as `flat_grad` does, or for a learning rate that is not
-        one real number; before anything is donated.
+        one finite real number; before anything is donated.
     """
     if type(sizes) is not tuple or set(map(type, sizes)) != _INT:
         # A list would not hash as a static argument, and (5.0, 4, 3, 1)
         # would hash as (5, 4, 3, 1) and reuse its compilation unchecked.
         sizes = check_sizes(sizes)
+    check_learning_rate(learning_rate)  # before jax.jit sees a string or None
     jitted = _choose(_flat_sgd_steps[bool(donate)], sizes, flat, X, Y)
     return jitted(flat, X, Y, learning_rate, sizes, activation, form, cost)

@@ -1,5 +1,6 @@
 """One step of gradient descent: W[l] -= lr * dW[l], b[l] -= lr * db[l]."""
 
+import math
 from typing import Any
 
 import jax
@@ -14,9 +15,15 @@ def check_learning_rate(learning_rate: Any) -> None:
 
     A (P, 1) or (n, n) learning rate would broadcast against the parameters
     and silently change their shapes; a complex one would lose its
-    imaginary part in the cast back to the parameters' dtype. Its value is
-    not checked: inside a trace it is not known.
+    imaginary part in the cast back to the parameters' dtype; a NaN or an
+    infinite one would turn every parameter into NaN. The value is checked
+    only when it is concrete: inside a trace it is not known. A negative
+    rate (a step up the gradient) is the caller's choice and passes.
     """
+    if type(learning_rate) is float:  # the common case, on every training step
+        if not math.isfinite(learning_rate):
+            raise ValueError(f"learning_rate must be finite, got {learning_rate}")
+        return
     if not isinstance(learning_rate, int | float | np.number | np.ndarray | jax.Array):
         raise ValueError(
             f"learning_rate must be a real number, got {type(learning_rate).__name__}"
@@ -31,9 +38,13 @@ def check_learning_rate(learning_rate: Any) -> None:
         jnp.issubdtype(kind, jnp.integer) or jnp.issubdtype(kind, jnp.floating)
     ):
         raise ValueError(f"learning_rate must be a real number, got {kind}")
+    if not isinstance(learning_rate, jax.core.Tracer) and not np.isfinite(
+        learning_rate
+    ):
+        raise ValueError(f"learning_rate must be finite, got {learning_rate}")
 
 
-def _check_grads_match(params: Any, grads: Any) -> None:
+def check_grads_match(params: Any, grads: Any) -> None:
     """Raises ValueError unless every dW[l], db[l] has W[l]'s, b[l]'s shape.
 
     The parameters must be float32 or float64 (`check_shapes`), and the
@@ -64,6 +75,17 @@ def _check_grads_match(params: Any, grads: Any) -> None:
 
 
 @jax.jit
+def _sgd_step(params: Any, grads: Any, learning_rate: Any) -> Any:
+    check_grads_match(params, grads)
+    check_learning_rate(learning_rate)
+    leaves = [
+        (p - learning_rate * g).astype(p.dtype)
+        for pair, grad_pair in zip(layers(params), layers(grads), strict=True)
+        for p, g in zip(pair, grad_pair, strict=True)
+    ]
+    return jax.tree_util.tree_structure(params).unflatten(leaves)
+
+
 def sgd_step(params: Any, grads: Any, learning_rate: float) -> Any:
     """Returns params - learning_rate * grads, layer by layer.
 
@@ -81,13 +103,9 @@ def sgd_step(params: Any, grads: Any, learning_rate: float) -> Any:
       ValueError: if the parameters are not float32 or float64 or do not
         chain, if a dW[l] or db[l] does not have the shape of W[l] or b[l]
         or is not real floating point (each problem is listed), or if the
-        learning rate is not one real number.
+        learning rate is not one finite real number.
     """
-    _check_grads_match(params, grads)
+    # Checked here as well as when traced: jax.jit cannot take a string or
+    # None as an argument at all, and would say so in its own words.
     check_learning_rate(learning_rate)
-    leaves = [
-        (p - learning_rate * g).astype(p.dtype)
-        for pair, grad_pair in zip(layers(params), layers(grads), strict=True)
-        for p, g in zip(pair, grad_pair, strict=True)
-    ]
-    return jax.tree_util.tree_structure(params).unflatten(leaves)
+    return _sgd_step(params, grads, learning_rate)

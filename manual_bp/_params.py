@@ -185,6 +185,25 @@ def describe_shape(a: Any, shape: tuple[int, ...] | None) -> str:
     )
 
 
+def _data_dtype_problem(name: str, a: Any) -> str | None:
+    """Why X or Y cannot be cast to the parameters' real dtype, or None.
+
+    Integers and booleans cast exactly; complex numbers would lose their
+    imaginary parts (JAX only warns), and strings or objects do not cast.
+    """
+    dtype = getattr(a, "dtype", None)
+    if a is None or dtype is None:
+        return None  # a list or a scalar: its shape is reported, or it casts
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return (
+            f"{name} has dtype {dtype}, expected real numbers: the imaginary "
+            "parts would be dropped in the cast to the parameters' dtype"
+        )
+    if not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
+        return f"{name} has dtype {dtype}, expected real numbers"
+    return None
+
+
 def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
     """Checks that the parameters (and X, Y if given) chain as the document's.
 
@@ -277,6 +296,9 @@ def check_shapes(params: Any, X: Any = None, Y: Any = None) -> tuple[int, ...]:
         n.append(n_l)
         n_prev = n_l
 
+    for name, a in (("A[0] (X)", X), ("Y", Y)):
+        if (problem := _data_dtype_problem(name, a)) is not None:
+            problems.append(problem)
     m = x_shape[1] if x_shape else None
     if m == 0:
         problems.append("A[0] (X) has m = 0 columns; at least one example is needed")

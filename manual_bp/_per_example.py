@@ -247,6 +247,10 @@ def clipped_grad(
         ("clip_norm", clip_norm),
         ("noise_multiplier", noise_multiplier),
     ):
+        if isinstance(value, str | bytes):
+            raise ValueError(
+                f"{name} must be a number, got {type(value).__name__} {value!r}"
+            )
         if jnp.ndim(value) != 0:
             raise ValueError(
                 f"{name} must be a scalar, got an array of shape {jnp.shape(value)}"

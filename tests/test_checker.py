@@ -198,3 +198,53 @@ def test_check_refuses_gradients_in_place_of_a_derivation():
         ValueError, match=r"hand_written must be a Derivation .* got tuple"
     ):
         mb.check(params, X, Y, hand_written=mb.grad(params, X, Y))
+
+
+def test_check_reports_a_derivation_of_another_width_row_by_row():
+    params, X, Y = problem(sizes=(5, 3, 1), m=2)
+    other, _, _ = problem(sizes=(5, 2, 1), m=2)
+    report = mb.check(params, X, Y, hand_written=mb.derivation(other, X, Y))
+    # n[1] = 3 here, 2 in the derivation: the first quantity off is Z[1],
+    # by its shape.
+    assert report.verdict == "Z[1] differs: shape (2, 2), expected (3, 2)"
+    rows = {r.name: r for r in report.rows}
+    assert (rows["dW[1]"].shape, rows["dW[1]"].expected_shape) == ((2, 5), (3, 5))
+    assert not report.ok and report.fd_failures
+
+
+def test_check_refuses_a_derivation_of_another_depth():
+    params, X, Y = problem(sizes=(5, 3, 1), m=2)
+    deeper, _, _ = problem(sizes=(5, 3, 2, 1), m=2)
+    with pytest.raises(ValueError) as err:
+        mb.check(params, X, Y, hand_written=mb.derivation(deeper, X, Y))
+    assert str(err.value) == (
+        "hand_written is a derivation of another network: A has 4 entries, "
+        "Z has 4 entries, dA has 4 entries, delta has 4 entries, dW has 4 "
+        "entries, db has 4 entries; expected L + 1 = 3 (l = 0..2) for the "
+        "widths n[0],...,n[2] = 5,3,1"
+    )
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True], ids=str)
+def test_check_refuses_a_seed_numpy_cannot_take(seed):
+    params, X, Y = problem()
+    with pytest.raises(ValueError, match=r"^seed must be a non-negative integer, got"):
+        mb.check(params, X, Y, seed=seed)
+
+
+def test_compare_refuses_gradients_of_fewer_layers():
+    params, X, Y = problem(sizes=(5, 4, 3, 1))
+    grads = mb.grad(params, X, Y)
+    with pytest.raises(ValueError) as err:
+        mb.compare(params, X, Y, grads=grads[:2])
+    assert str(err.value) == "grads has L = 2 layer(s), params has L = 3"
+
+
+def test_compare_names_a_gradient_of_the_wrong_shape():
+    params, X, Y = problem(sizes=(5, 4, 3, 1))
+    (dW1, db1), *rest = mb.grad(params, X, Y)
+    with pytest.raises(ValueError) as err:
+        mb.compare(params, X, Y, grads=((dW1.T, db1), *rest))
+    assert str(err.value) == (
+        "dW[1] has shape (5, 4), expected (4, 5), the shape of W[1]"
+    )

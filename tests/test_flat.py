@@ -172,8 +172,20 @@ def test_flat_grad_rejects_a_column_instead_of_a_vector():
 
 def test_flat_grad_rejects_integer_flat():
     _, X, Y = problem(DOCUMENT_SIZES, m=2)
-    with pytest.raises(ValueError, match=r"flat has dtype int32, expected float32"):
+    with pytest.raises(ValueError) as err:
         flat_grad(jnp.zeros(DOCUMENT_P, jnp.int32), X, Y, DOCUMENT_SIZES)
+    # No hint about half precision: this is not a float at all.
+    assert str(err.value) == "flat has dtype int32, expected float32 or float64"
+
+
+def test_flat_grad_rejects_half_precision_flat_with_the_cast_to_use():
+    _, X, Y = problem(DOCUMENT_SIZES, m=2)
+    with pytest.raises(ValueError) as err:
+        flat_grad(jnp.zeros(DOCUMENT_P, jnp.float16), X, Y, DOCUMENT_SIZES)
+    assert str(err.value) == (
+        "flat has dtype float16, expected float32 or float64 (half precision "
+        "is not supported: cast with .astype(jnp.float32))"
+    )
 
 
 @pytest.mark.parametrize("sizes", [(5,), (5, 0, 1), (5, 2.0, 1), 5], ids=str)
@@ -366,9 +378,24 @@ def test_flat_paths_refuse_non_integer_sizes_after_a_call_with_integers(sizes):
             r"of shape \(43, 1\)",
         ),
         (jnp.ones(1), r"learning_rate must be a scalar, got an array of shape \(1,\)"),
-        (0.1 + 0.2j, r"learning_rate must be a real number, got complex128"),
+        (0.1 + 0.2j, r"^learning_rate must be a real number, got complex$"),
+        (jnp.array(0.1 + 0.2j), r"learning_rate must be a real number, got complex128"),
+        # A string or None never reaches jax.jit, which has its own words.
+        ("0.1", r"^learning_rate must be a real number, got str$"),
+        (None, r"^learning_rate must be a real number, got NoneType$"),
+        (float("nan"), r"^learning_rate must be finite, got nan$"),
+        (jnp.inf, r"^learning_rate must be finite, got inf$"),
     ],
-    ids=["column", "length-1", "complex"],
+    ids=[
+        "column",
+        "length-1",
+        "complex",
+        "complex array",
+        "string",
+        "None",
+        "nan",
+        "inf",
+    ],
 )
 def test_flat_sgd_step_refuses_a_learning_rate_that_is_not_one_real_number(
     learning_rate, message

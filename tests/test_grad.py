@@ -293,7 +293,9 @@ def test_sgd_step_refuses_integer_parameters_and_complex_gradients():
 
 
 @pytest.mark.parametrize(
-    ("learning_rate", "got"), [(None, "NoneType"), (True, "bool")], ids=str
+    ("learning_rate", "got"),
+    [(None, "NoneType"), (True, "bool"), ("0.1", "str")],
+    ids=str,
 )
 def test_sgd_step_refuses_a_learning_rate_that_is_not_a_number(learning_rate, got):
     params, X, Y = problem((3, 2, 1), m=2)
@@ -301,3 +303,39 @@ def test_sgd_step_refuses_a_learning_rate_that_is_not_a_number(learning_rate, go
         ValueError, match=rf"learning_rate must be a real number, got {got}"
     ):
         mb.sgd_step(params, mb.grad(params, X, Y), learning_rate)
+
+
+@pytest.mark.parametrize("learning_rate", [np.nan, np.inf, -np.inf], ids=str)
+def test_sgd_step_refuses_a_learning_rate_that_is_not_finite(learning_rate):
+    params, X, Y = problem((3, 2, 1), m=2)
+    with pytest.raises(ValueError, match=r"^learning_rate must be finite, got"):
+        mb.sgd_step(params, mb.grad(params, X, Y), learning_rate)
+
+
+def test_sgd_step_takes_a_negative_learning_rate_as_a_step_up_the_gradient():
+    params, X, Y = problem((3, 2, 1), m=2)
+    grads = mb.grad(params, X, Y)
+    up = mb.sgd_step(params, grads, -0.5)
+    expected = jax.tree.map(lambda p, g: p + 0.5 * g, params, grads)
+    chex.assert_trees_all_close(up, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["X", "Y"])
+def test_grad_refuses_complex_data_instead_of_dropping_the_imaginary_part(name):
+    params, X, Y = problem((3, 2, 1), m=2)
+    data = {"X": X, "Y": Y}
+    data[name] = data[name].astype(jnp.complex128)
+    label = "A[0] (X)" if name == "X" else "Y"
+    with pytest.raises(ValueError) as err:
+        mb.grad(params, data["X"], data["Y"])
+    assert str(err.value) == (
+        f"{label} has dtype complex128, expected real numbers: the imaginary "
+        "parts would be dropped in the cast to the parameters' dtype"
+    )
+
+
+def test_grad_takes_integer_data_and_boolean_labels_as_their_values():
+    params, X, Y = problem((3, 2, 1), m=2)
+    X_int = jnp.round(X * 3).astype(jnp.int32)
+    expected = mb.grad(params, X_int.astype(X.dtype), Y)
+    chex.assert_trees_all_equal(mb.grad(params, X_int, Y.astype(bool)), expected)

@@ -349,6 +349,17 @@ def test_clipped_grad_rejects_noise_without_a_key():
         jax.jit(clipped_grad)(params, X, Y, 1.0, 0.0)
 
 
+@pytest.mark.parametrize("argument", ["clip_norm", "noise_multiplier"])
+def test_clipped_grad_rejects_a_string_that_float_would_accept(argument):
+    # float("1") is 1.0; a string is still not a number.
+    params, X, Y = problem(*DOCUMENT)
+    values = {"clip_norm": 1.0, "noise_multiplier": 0.0, argument: "1"}
+    with pytest.raises(
+        ValueError, match=rf"^{argument} must be a number, got str '1'$"
+    ):
+        clipped_grad(params, X, Y, values["clip_norm"], values["noise_multiplier"])
+
+
 def test_clipped_grad_rejects_an_array_clip_norm():
     params, X, Y = problem(*DOCUMENT)
     match = r"^clip_norm must be a scalar, got an array of shape \(2,\)"
