@@ -16,7 +16,7 @@ def layer_sizes(text: str) -> tuple[int, ...]:
         sizes = ()
     if len(sizes) < 2 or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
-            f"expected n[0],n[1],...,n[L] with L >= 1 positive integers, "
+            f"expected n[0],n[1],...,n[L]: two or more positive integers, "
             f"e.g. 5,4,3,1; got {text!r}"
         )
     return sizes

@@ -56,6 +56,16 @@ def check_sizes(sizes: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in sizes)
 
 
+def _is_key(key: Any) -> bool:
+    """A typed key (jax.random.key) or a legacy uint32 (2,) PRNGKey."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is None:
+        return False
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return jnp.shape(key) == ()
+    return dtype == jnp.uint32 and jnp.shape(key) == (2,)
+
+
 def init(
     sizes: Sequence[int],
     key: jax.Array,
@@ -80,8 +90,8 @@ def init(
 
     Raises:
       ValueError: for fewer than two sizes, a size below 1, an unknown
-        scheme, or a scale that is not positive and finite or is given to
-        a scheme other than "normal".
+        scheme, a key that is not one jax.random key, or a scale that is
+        not positive and finite or is given to a scheme other than "normal".
     """
     sizes = check_sizes(sizes)
     if scale is not None and scheme != "normal":
@@ -106,6 +116,15 @@ def init(
     if scheme not in SCHEMES:
         raise ValueError(
             f"unknown scheme {scheme!r}; expected one of: {', '.join(SCHEMES)}"
+        )
+    if not _is_key(key):
+        got = (
+            f"{type(key).__name__} {key!r}"
+            if getattr(key, "dtype", None) is None
+            else f"an array of shape {jnp.shape(key)} and dtype {key.dtype}"
+        )
+        raise ValueError(
+            f"key must be one jax.random key, e.g. jax.random.key(0), got {got}"
         )
     keys = jax.random.split(key, len(sizes) - 1)
     params = []

@@ -260,6 +260,13 @@ def run_draw(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grad_keys(L: int) -> str:
+    """The archive's keys: "dW1, db1, dW2, db2", or "dW1, db1, ..., dW5, db5"."""
+    if L <= 3:
+        return ", ".join(f"dW{l}, db{l}" for l in range(1, L + 1))
+    return f"dW1, db1, ..., dW{L}, db{L}"
+
+
 def run_init(args: argparse.Namespace) -> int:
     check_output_paths({"--out": args.out}, {})
     check_suffix("--out", args.out, ".npz", "init writes an .npz archive")
@@ -315,7 +322,7 @@ def run_grad(args: argparse.Namespace) -> int:
         print(f"C = {float(C):.10g}  ({args.cost} cost over m = {X.shape[1]})")
         _print_comparison(comparison, sys.stdout)
         if args.out is not None and comparison.ok:
-            print(f"wrote {args.out}: dW1, db1, ..., dW{len(params)}, db{len(params)}")
+            print(f"wrote {args.out}: {_grad_keys(len(params))}")
         elif args.out is not None:
             print(f"{args.out} not written: the gradients do not match jax.grad")
     return 0 if comparison.ok else 1

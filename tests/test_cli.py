@@ -346,7 +346,7 @@ def test_init_bad_layers_exits_2(tmp_path, capsys, value):
     assert exit_.value.code == 2
     assert re.search(
         r"manual-bp init: error: argument --layers: expected n\[0\],n\[1\],"
-        rf"\.\.\.,n\[L\] with L >= 1 positive integers, e\.g\. 5,4,3,1; "
+        rf"\.\.\.,n\[L\]: two or more positive integers, e\.g\. 5,4,3,1; "
         rf"got '{value}'",
         capsys.readouterr().err,
     )
@@ -447,7 +447,7 @@ def test_grad_prints_the_cost_and_the_verdict(tmp_path, capsys, grad_csv):
     rtol, atol = mb.tolerance(F32)
     assert float(match[1]) == pytest.approx(cost_of_data(F32), rel=rtol, abs=atol)
     assert lines_starting(out, "matches jax.grad (float32, within rtol 1e-05")
-    assert out.splitlines()[-1] == f"wrote {out_path}: dW1, db1, ..., dW2, db2"
+    assert out.splitlines()[-1] == f"wrote {out_path}: dW1, db1, dW2, db2"
 
 
 def test_grad_json_reports_the_cost(capsys, grad_csv):

@@ -556,3 +556,27 @@ def test_init_float64_without_x64_is_refused_not_silently_float32():
     run = run_python(code)
     assert run.returncode != 0
     assert "dtype float64 needs jax_enable_x64" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "got"),
+    [
+        (0, "int 0"),
+        (np.uint32([1, 2, 3]), "an array of shape (3,) and dtype uint32"),
+        (jax.random.split(jax.random.key(0), 2), "an array of shape (2,) and dtype"),
+    ],
+    ids=["int", "three words", "two keys"],
+)
+def test_init_refuses_what_is_not_one_key(key, got):
+    with pytest.raises(ValueError) as err:
+        manual_bp.init((5, 4, 3, 1), key)
+    assert str(err.value).startswith(
+        f"key must be one jax.random key, e.g. jax.random.key(0), got {got}"
+    )
+
+
+def test_init_takes_a_legacy_prng_key_as_jax_random_does():
+    # jax.random.PRNGKey(0) is the raw (2,) uint32 form of jax.random.key(0).
+    legacy = manual_bp.init((5, 4, 1), jax.random.PRNGKey(0), "xavier")
+    typed = manual_bp.init((5, 4, 1), jax.random.key(0), "xavier")
+    chex.assert_trees_all_equal(legacy, typed)
