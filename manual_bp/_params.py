@@ -180,6 +180,9 @@ def layers(params: Any) -> list[tuple[Any, Any]]:
 def _describe(obj: Any) -> str:
     if isinstance(obj, dict):
         return f"a dict with keys {sorted(obj)}"
+    if (shape := _shape(obj)) is not None:
+        # Inside jax.jit an array is a tracer: its type name says nothing.
+        return f"an array of shape {shape} (is params one layer, not a list of them?)"
     return type(obj).__name__
 
 

@@ -239,6 +239,22 @@ def test_layers_rejects_triple():
         manual_bp.layers([(W, b), (W, b, b)])
 
 
+@pytest.mark.parametrize("jitted", [False, True], ids=["eager", "jitted"])
+def test_grad_of_one_layer_instead_of_the_list_names_the_array(jitted):
+    # params[0] is (W[1], b[1]): each array is then taken as a "layer".
+    # Inside jax.jit the arrays are tracers; the message gives their shape.
+    params = manual_bp.init((5, 4, 1), jax.random.key(0))
+    X, Y = jnp.ones((5, 2)), jnp.ones((1, 2))
+    grad = manual_bp.grad if jitted else manual_bp._api.grad.__wrapped__
+    with pytest.raises(ValueError) as err:
+        grad(params[0], X, Y)
+    assert str(err.value) == (
+        "layer 1: expected a (W[1], b[1]) pair or a {'W': W[1], 'b': b[1]} "
+        "dict, got an array of shape (4, 5) (is params one layer, not a list "
+        "of them?)"
+    )
+
+
 # --- check_shapes ---------------------------------------------------------
 
 
