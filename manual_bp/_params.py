@@ -136,6 +136,11 @@ def init(
         }[scheme]
         W = std * jax.random.normal(k, (n, n_prev), dtype)
         b = jnp.zeros((n, 1), dtype)
+        if isinstance(W, jax.core.Tracer):
+            # Drawn inside the caller's jax.jit or jax.vmap (a batch of
+            # keys): the values are not known here, so they are not checked.
+            params.append(Layer(W.astype(dtype), b))
+            continue
         if not bool(jnp.all(jnp.isfinite(W))):
             raise ValueError(
                 f"scale {scale} overflows {np.dtype(dtype)}: W[{len(params) + 1}] "

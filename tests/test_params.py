@@ -4,6 +4,7 @@ The messages are part of the contract, so each is matched by regex.
 """
 
 import itertools
+import operator
 import re
 
 import chex
@@ -596,3 +597,20 @@ def test_init_takes_a_legacy_prng_key_as_jax_random_does():
     legacy = manual_bp.init((5, 4, 1), jax.random.PRNGKey(0), "xavier")
     typed = manual_bp.init((5, 4, 1), jax.random.key(0), "xavier")
     chex.assert_trees_all_equal(legacy, typed)
+
+
+def test_init_under_vmap_draws_one_network_per_key():
+    # A batch of keys gives a batch of networks, each the one its key draws
+    # alone; the over- and underflow checks cannot look at traced values.
+    keys = jax.random.split(jax.random.key(0), 4)
+    batched = jax.vmap(lambda k: manual_bp.init((5, 4, 3, 1), k, "xavier"))(keys)
+    for i in range(4):
+        alone = manual_bp.init((5, 4, 3, 1), keys[i], "xavier")
+        one = jax.tree.map(operator.itemgetter(i), batched)
+        chex.assert_trees_all_equal(one, alone)
+
+
+def test_init_under_jit_equals_init():
+    key = jax.random.key(3)
+    jitted = jax.jit(lambda k: manual_bp.init((5, 4, 1), k, "he"))(key)
+    chex.assert_trees_all_equal(jitted, manual_bp.init((5, 4, 1), key, "he"))
