@@ -56,7 +56,7 @@ def check_sizes(sizes: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in sizes)
 
 
-def _is_key(key: Any) -> bool:
+def is_key(key: Any) -> bool:
     """A typed key (jax.random.key) or a legacy uint32 (2,) PRNGKey."""
     dtype = getattr(key, "dtype", None)
     if dtype is None:
@@ -117,7 +117,7 @@ def init(
         raise ValueError(
             f"unknown scheme {scheme!r}; expected one of: {', '.join(SCHEMES)}"
         )
-    if not _is_key(key):
+    if not is_key(key):
         got = (
             f"{type(key).__name__} {key!r}"
             if getattr(key, "dtype", None) is None

@@ -31,9 +31,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from manual_bp._api import _STATIC, _derive, _like_params
 from manual_bp._backward import Derivation
+from manual_bp._params import is_key
 
 
 def _norms(d: Derivation) -> jax.Array:
@@ -247,9 +249,17 @@ def clipped_grad(
         ("clip_norm", clip_norm),
         ("noise_multiplier", noise_multiplier),
     ):
-        if isinstance(value, str | bytes):
+        if isinstance(value, bool) or not isinstance(
+            value, int | float | np.number | np.ndarray | jax.Array
+        ):
             raise ValueError(
                 f"{name} must be a number, got {type(value).__name__} {value!r}"
+            )
+        if not jnp.issubdtype(jnp.result_type(value), jnp.number) or jnp.issubdtype(
+            jnp.result_type(value), jnp.complexfloating
+        ):
+            raise ValueError(
+                f"{name} must be a real number, got {jnp.result_type(value)}"
             )
         if jnp.ndim(value) != 0:
             raise ValueError(
@@ -268,6 +278,11 @@ def clipped_grad(
             f"noise_multiplier is {shown}, so noise is to be drawn, but no key "
             "was given: pass key=jax.random.key(seed), or noise_multiplier=0.0 "
             "for clipping without noise"
+        )
+    if key is not None and sigma != 0 and not is_key(key):
+        raise ValueError(
+            "key must be one jax.random key, e.g. jax.random.key(0), got "
+            f"{type(key).__name__}"
         )
     if sigma == 0:
         key = None  # no draw at all: exactly the noiseless result

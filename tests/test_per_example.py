@@ -350,6 +350,34 @@ def test_clipped_grad_rejects_noise_without_a_key():
 
 
 @pytest.mark.parametrize("argument", ["clip_norm", "noise_multiplier"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "must be a number, got NoneType None"),
+        (True, "must be a number, got bool True"),
+        (1j, "must be a number, got complex 1j"),
+        (np.complex128(1), "must be a real number, got complex128"),
+    ],
+    ids=["None", "bool", "complex", "numpy complex"],
+)
+def test_clipped_grad_rejects_what_is_not_a_real_number(argument, value, message):
+    params, X, Y = problem(*DOCUMENT)
+    values = {"clip_norm": 1.0, "noise_multiplier": 0.0, argument: value}
+    with pytest.raises(ValueError) as err:
+        clipped_grad(params, X, Y, values["clip_norm"], values["noise_multiplier"])
+    assert str(err.value) == f"{argument} {message}"
+
+
+def test_clipped_grad_rejects_a_key_that_is_not_a_jax_random_key():
+    params, X, Y = problem(*DOCUMENT)
+    with pytest.raises(ValueError) as err:
+        clipped_grad(params, X, Y, 1.0, 1.0, key=3)
+    assert str(err.value) == (
+        "key must be one jax.random key, e.g. jax.random.key(0), got int"
+    )
+
+
+@pytest.mark.parametrize("argument", ["clip_norm", "noise_multiplier"])
 def test_clipped_grad_rejects_a_string_that_float_would_accept(argument):
     # float("1") is 1.0; a string is still not a number.
     params, X, Y = problem(*DOCUMENT)
