@@ -660,6 +660,7 @@ def check_suffix(flag: str, path: PathLike | None, suffix: str, writes: str) -> 
     target = os.path.realpath(path)
     if not target.lower().endswith(suffix):
         raise InputError(
-            f"{flag} {path}: a link to {target}, which {writes} would overwrite; "
-            f"link to a {suffix} file or give another path"
+            f"{flag} {path}: a link to {target}; {writes}, and writing through "
+            f"the link would overwrite that file: link to a {suffix} file or "
+            "give another path"
         )

@@ -72,7 +72,11 @@ import jax.numpy as jnp  # noqa: E402  (after the settings above)
 import numpy as np  # noqa: E402
 
 import manual_bp as mb  # noqa: E402
-from manual_bp._arguments import check_outputs, positive_int  # noqa: E402
+from manual_bp._arguments import (  # noqa: E402
+    check_outputs,
+    positive_float,
+    positive_int,
+)
 from manual_bp._io import write_atomically  # noqa: E402
 from manual_bp._per_example import (  # noqa: E402
     clipped_grad,
@@ -356,7 +360,7 @@ def main(argv=None):
     )
     parser.add_argument(
         "--max-gb",
-        type=float,
+        type=positive_float,
         default=4.0,
         help="memory a route may hold at once, in GB (default 4)",
     )
@@ -366,8 +370,6 @@ def main(argv=None):
         parser, {"--json": (args.json, ".json", "bench_batches.py writes JSON")}
     )
     repeats = args.repeats if args.repeats is not None else 3 if args.quick else 7
-    if not args.max_gb > 0:
-        parser.error(f"--max-gb must be positive, got {args.max_gb}")
 
     device = jax.devices()[0]
     print(

@@ -999,7 +999,10 @@ def test_a_link_whose_target_has_another_suffix_is_refused(
     link.symlink_to(target)
     code, _, err = run(capsys, *command.split(), flag, link)
     assert code == 2
-    assert f"{flag} {link}: a link to {target}, which {writes} would overwrite" in err
+    assert (
+        f"{flag} {link}: a link to {target}; {writes}, and writing through the "
+        "link would overwrite that file"
+    ) in err
     assert target.read_bytes() == b"an earlier file"
 
 

@@ -69,3 +69,11 @@ def test_mutations_seed_must_be_a_jax_seed():
     assert_refused(
         result, "argument --seed: expected an integer from 0 to 2**63 - 1, got '-1'"
     )
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "inf", "abc"])
+def test_bench_batches_memory_budget_must_be_a_positive_number(value):
+    result = run_script("bench_batches.py", "--max-gb", value)
+    assert_refused(
+        result, f"argument --max-gb: expected a positive number, got '{value}'"
+    )
