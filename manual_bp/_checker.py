@@ -410,10 +410,10 @@ def check(
     sizes = check_shapes(params, X, Y)
     dtype = layers(params)[0][0].dtype
     X, Y = jnp.asarray(X, dtype), jnp.asarray(Y, dtype)
-    if hand_written is not None:
-        _check_derivation_depth(hand_written, sizes)
     if hand_written is None:
         hand_written = derivation(params, X, Y, activation, form, cost)
+    else:
+        _check_derivation_depth(hand_written, sizes)
     reference = autodiff_derivation(params, X, Y, activation, cost)
     rtol, atol = tolerance(dtype)
     rows = tuple(

@@ -255,7 +255,6 @@ def _flat_sgd_step(
     form: str,
     cost: str,
 ) -> jax.Array:
-    check_learning_rate(learning_rate)
     g = _flat_grad(flat, X, Y, sizes, activation, form, cost)
     return (flat - learning_rate * g).astype(flat.dtype)
 

@@ -77,7 +77,6 @@ def check_grads_match(params: Any, grads: Any) -> None:
 @jax.jit
 def _sgd_step(params: Any, grads: Any, learning_rate: Any) -> Any:
     check_grads_match(params, grads)
-    check_learning_rate(learning_rate)
     leaves = [
         (p - learning_rate * g).astype(p.dtype)
         for pair, grad_pair in zip(layers(params), layers(grads), strict=True)
@@ -105,7 +104,7 @@ def sgd_step(params: Any, grads: Any, learning_rate: float) -> Any:
         or is not real floating point (each problem is listed), or if the
         learning rate is not one finite real number.
     """
-    # Checked here as well as when traced: jax.jit cannot take a string or
-    # None as an argument at all, and would say so in its own words.
+    # Checked before the jit, not in it: jax.jit cannot take a string or None
+    # as an argument at all, and would say so in its own words.
     check_learning_rate(learning_rate)
     return _sgd_step(params, grads, learning_rate)

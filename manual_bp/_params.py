@@ -136,17 +136,15 @@ def init(
         }[scheme]
         W = std * jax.random.normal(k, (n, n_prev), dtype)
         b = jnp.zeros((n, 1), dtype)
-        if isinstance(W, jax.core.Tracer):
-            # Drawn inside the caller's jax.jit or jax.vmap (a batch of
-            # keys): the values are not known here, so they are not checked.
-            params.append(Layer(W.astype(dtype), b))
-            continue
-        if not bool(jnp.all(jnp.isfinite(W))):
+        # Drawn inside the caller's jax.jit or jax.vmap (a batch of keys),
+        # the values are not known here, so they are not checked.
+        concrete = not isinstance(W, jax.core.Tracer)
+        if concrete and not bool(jnp.all(jnp.isfinite(W))):
             raise ValueError(
                 f"scale {scale} overflows {np.dtype(dtype)}: W[{len(params) + 1}] "
                 "is not finite"
             )
-        if not bool(jnp.any(W)):
+        if concrete and not bool(jnp.any(W)):
             raise ValueError(
                 f"scale {scale} underflows {np.dtype(dtype)}: W[{len(params) + 1}] "
                 "is all zero, and every unit of a layer would stay alike"
