@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from manual_bp._params import check_shapes, layers
+from manual_bp._params import check_real_scalar, check_shapes, layers
 
 
 def check_learning_rate(learning_rate: Any) -> None:
@@ -24,20 +24,7 @@ def check_learning_rate(learning_rate: Any) -> None:
         if not math.isfinite(learning_rate):
             raise ValueError(f"learning_rate must be finite, got {learning_rate}")
         return
-    if not isinstance(learning_rate, int | float | np.number | np.ndarray | jax.Array):
-        raise ValueError(
-            f"learning_rate must be a real number, got {type(learning_rate).__name__}"
-        )
-    shape = jnp.shape(learning_rate)
-    if shape != ():
-        raise ValueError(
-            f"learning_rate must be a scalar, got an array of shape {shape}"
-        )
-    kind = jnp.result_type(learning_rate)
-    if isinstance(learning_rate, bool) or not (
-        jnp.issubdtype(kind, jnp.integer) or jnp.issubdtype(kind, jnp.floating)
-    ):
-        raise ValueError(f"learning_rate must be a real number, got {kind}")
+    check_real_scalar("learning_rate", learning_rate)
     if not isinstance(learning_rate, jax.core.Tracer) and not np.isfinite(
         learning_rate
     ):

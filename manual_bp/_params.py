@@ -56,14 +56,43 @@ def check_sizes(sizes: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in sizes)
 
 
-def is_key(key: Any) -> bool:
-    """A typed key (jax.random.key) or a legacy uint32 (2,) PRNGKey."""
+def check_key(key: Any) -> None:
+    """Raises ValueError unless `key` is one jax.random key.
+
+    A typed key (jax.random.key) of shape (), or a legacy uint32 (2,)
+    jax.random.PRNGKey; traced keys (under the caller's jax.vmap) pass.
+    """
     dtype = getattr(key, "dtype", None)
-    if dtype is None:
-        return False
-    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-        return jnp.shape(key) == ()
-    return dtype == jnp.uint32 and jnp.shape(key) == (2,)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if jnp.shape(key) == ():
+            return
+    elif dtype == jnp.uint32 and jnp.shape(key) == (2,):
+        return
+    got = (
+        f"{type(key).__name__} {key!r}"
+        if dtype is None
+        else f"an array of shape {jnp.shape(key)} and dtype {dtype}"
+    )
+    raise ValueError(
+        f"key must be one jax.random key, e.g. jax.random.key(0), got {got}"
+    )
+
+
+def check_real_scalar(name: str, value: Any) -> None:
+    """Raises ValueError unless `value` is one real number, concrete or traced.
+
+    float() would take "1" and True, and a complex or (1,)-shaped value would
+    pass into arithmetic; a step size or a norm must be none of those.
+    """
+    if isinstance(value, bool) or not isinstance(
+        value, int | float | np.number | np.ndarray | jax.Array
+    ):
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__}")
+    if (shape := jnp.shape(value)) != ():
+        raise ValueError(f"{name} must be a scalar, got an array of shape {shape}")
+    kind = jnp.result_type(value)
+    if not (jnp.issubdtype(kind, jnp.integer) or jnp.issubdtype(kind, jnp.floating)):
+        raise ValueError(f"{name} must be a real number, got {kind}")
 
 
 def init(
@@ -117,15 +146,7 @@ def init(
         raise ValueError(
             f"unknown scheme {scheme!r}; expected one of: {', '.join(SCHEMES)}"
         )
-    if not is_key(key):
-        got = (
-            f"{type(key).__name__} {key!r}"
-            if getattr(key, "dtype", None) is None
-            else f"an array of shape {jnp.shape(key)} and dtype {key.dtype}"
-        )
-        raise ValueError(
-            f"key must be one jax.random key, e.g. jax.random.key(0), got {got}"
-        )
+    check_key(key)
     keys = jax.random.split(key, len(sizes) - 1)
     params = []
     for k, n_prev, n in zip(keys, sizes[:-1], sizes[1:], strict=True):

@@ -31,11 +31,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from manual_bp._api import _STATIC, _derive, _like_params
 from manual_bp._backward import Derivation
-from manual_bp._params import is_key
+from manual_bp._params import check_key, check_real_scalar
 
 
 def _norms(d: Derivation) -> jax.Array:
@@ -245,26 +244,8 @@ def clipped_grad(
         noise_multiplier is negative or not finite, noise_multiplier > 0
         (or traced) without a key, or the shapes do not chain.
     """
-    for name, value in (
-        ("clip_norm", clip_norm),
-        ("noise_multiplier", noise_multiplier),
-    ):
-        if isinstance(value, bool) or not isinstance(
-            value, int | float | np.number | np.ndarray | jax.Array
-        ):
-            raise ValueError(
-                f"{name} must be a number, got {type(value).__name__} {value!r}"
-            )
-        if not jnp.issubdtype(jnp.result_type(value), jnp.number) or jnp.issubdtype(
-            jnp.result_type(value), jnp.complexfloating
-        ):
-            raise ValueError(
-                f"{name} must be a real number, got {jnp.result_type(value)}"
-            )
-        if jnp.ndim(value) != 0:
-            raise ValueError(
-                f"{name} must be a scalar, got an array of shape {jnp.shape(value)}"
-            )
+    check_real_scalar("clip_norm", clip_norm)
+    check_real_scalar("noise_multiplier", noise_multiplier)
     C, sigma = _concrete(clip_norm), _concrete(noise_multiplier)
     if C is not None and not (math.isfinite(C) and C > 0):
         raise ValueError(f"clip_norm must be a positive finite number, got {C}")
@@ -279,11 +260,8 @@ def clipped_grad(
             "was given: pass key=jax.random.key(seed), or noise_multiplier=0.0 "
             "for clipping without noise"
         )
-    if key is not None and sigma != 0 and not is_key(key):
-        raise ValueError(
-            "key must be one jax.random key, e.g. jax.random.key(0), got "
-            f"{type(key).__name__}"
-        )
+    if key is not None and sigma != 0:
+        check_key(key)
     if sigma == 0:
         key = None  # no draw at all: exactly the noiseless result
     # Concrete values go in as Python floats, so that an int, a NumPy scalar
